@@ -1,0 +1,210 @@
+"""Settings for the MCP site.
+
+Every value comes from the environment (documented in docs/settings.md). With
+nothing set, the project runs as a single development node: SQLite, Django's
+local-memory cache and the in-memory channel layer, no Redis needed. Setting
+REDIS_URL switches the cache and the channel layer to Redis, which is what a
+cluster of nodes needs.
+"""
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    # Development only: a fresh key per process, so no key ever lives in the repo.
+    SECRET_KEY = secrets.token_urlsafe(50)
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", LOOPBACK_HOSTS)
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # daphne first: `manage.py runserver` then serves the ASGI application.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "sessions_app",
+    "graphql_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mcpsite.urls"
+ASGI_APPLICATION = "mcpsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+        },
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 defaults to a 5 s socket timeout, which kills the
+                # layer's blocking receive while a channel is idle
+                # (channels_redis#422): no timeout on the layer's sockets.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+            },
+        },
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+
+# Production hardening, switched on by the environment (see docs/settings.md).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- MCP endpoint -----------------------------------------------------------
+
+# Dotted path to the SDK low-level `Server` this node hosts on /mcp.
+MCP_SERVER = os.environ.get("MCP_SERVER", "sessions_app.default_server.server")
+# This node's name in logs, /healthz and (later) the session registry.
+MCP_NODE_ID = os.environ.get("MCP_NODE_ID", "") or f"{socket.gethostname()}-{os.getpid()}"
+# Origins allowed to call /mcp from a browser; a request with another Origin gets 403.
+MCP_ALLOWED_ORIGINS = env_list(
+    "MCP_ALLOWED_ORIGINS",
+    ["http://127.0.0.1", "http://localhost", "http://[::1]", "https://127.0.0.1", "https://localhost", "https://[::1]"],
+)
+# Host names /mcp answers to (port ignored); another Host gets 421 (DNS rebinding).
+MCP_ALLOWED_HOSTS = env_list("MCP_ALLOWED_HOSTS", LOOPBACK_HOSTS)
+# Live handshake sessions one process holds; past it a new session gets 503.
+MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10_000)
+# Seconds a session may stay idle (no request in flight, no open stream) before it is closed.
+MCP_SESSION_IDLE_TIMEOUT = env_float("MCP_SESSION_IDLE_TIMEOUT", 1800.0)
+# Largest accepted POST body in bytes; larger bodies get 413.
+MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024)
+# Requests one session may have in flight at once; past it a POST gets 429.
+MCP_MAX_REQUESTS_PER_SESSION = env_int("MCP_MAX_REQUESTS_PER_SESSION", 64)
+# Per-session replay log for Last-Event-ID: at most this many events and bytes.
+MCP_EVENT_LOG_MAX_EVENTS = env_int("MCP_EVENT_LOG_MAX_EVENTS", 256)
+MCP_EVENT_LOG_MAX_BYTES = env_int("MCP_EVENT_LOG_MAX_BYTES", 1024 * 1024)
+# `retry:` hint (milliseconds) sent in the priming event of every SSE stream.
+MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000)
+# Seconds between keep-alive comments on an otherwise silent SSE stream.
+MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
+# Answer requests with one JSON body instead of an SSE stream (handshake era).
+MCP_JSON_RESPONSE = env_bool("MCP_JSON_RESPONSE", False)
+
+LOGGING = {
+    "version": 1,
+    # Keep daphne's and Django's own loggers: disabling them hides daphne's warnings.
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # The SDK logs every request at INFO; keep it to warnings.
+        "mcp": {"level": "WARNING"},
+    },
+}

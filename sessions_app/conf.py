@@ -1,0 +1,63 @@
+"""The MCP endpoint's settings, read from Django settings on first use.
+
+Library code never reads settings at import time: `mcp_settings()` builds a
+frozen snapshot once and drops it whenever a test overrides a setting.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+
+@dataclass(frozen=True)
+class McpSettings:
+    server: str
+    node_id: str
+    allowed_origins: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]
+    max_sessions: int
+    session_idle_timeout: float
+    max_body_bytes: int
+    max_requests_per_session: int
+    event_log_max_events: int
+    event_log_max_bytes: int
+    sse_retry_ms: int
+    sse_keepalive: float
+    json_response: bool
+
+
+@functools.cache
+def mcp_settings() -> McpSettings:
+    loaded = McpSettings(
+        server=settings.MCP_SERVER,
+        node_id=settings.MCP_NODE_ID,
+        allowed_origins=tuple(origin.rstrip("/").lower() for origin in settings.MCP_ALLOWED_ORIGINS),
+        allowed_hosts=tuple(host.lower() for host in settings.MCP_ALLOWED_HOSTS),
+        max_sessions=settings.MCP_MAX_SESSIONS,
+        session_idle_timeout=settings.MCP_SESSION_IDLE_TIMEOUT,
+        max_body_bytes=settings.MCP_MAX_BODY_BYTES,
+        max_requests_per_session=settings.MCP_MAX_REQUESTS_PER_SESSION,
+        event_log_max_events=settings.MCP_EVENT_LOG_MAX_EVENTS,
+        event_log_max_bytes=settings.MCP_EVENT_LOG_MAX_BYTES,
+        sse_retry_ms=settings.MCP_SSE_RETRY_MS,
+        sse_keepalive=settings.MCP_SSE_KEEPALIVE,
+        json_response=settings.MCP_JSON_RESPONSE,
+    )
+    for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
+        if getattr(loaded, name) <= 0:
+            raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive integer")
+    if loaded.session_idle_timeout <= 0 or loaded.sse_keepalive <= 0:
+        raise ImproperlyConfigured("MCP_SESSION_IDLE_TIMEOUT and MCP_SSE_KEEPALIVE must be positive")
+    return loaded
+
+
+@receiver(setting_changed)
+def _forget_settings(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith("MCP_"):
+        mcp_settings.cache_clear()

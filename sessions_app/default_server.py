@@ -1,0 +1,33 @@
+"""The MCP server this project hosts by default (MCP_SERVER), until the decision log arrives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server import Server, ServerRequestContext
+from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
+
+ECHO_SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string", "description": "Text to send back"}},
+    "required": ["text"],
+}
+
+
+async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
+    return ListToolsResult(
+        tools=[Tool(name="echo", description="Answer with the text it is given.", input_schema=ECHO_SCHEMA)]
+    )
+
+
+async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+    arguments = params.arguments or {}
+    if params.name != "echo":
+        return CallToolResult(content=[TextContent(type="text", text=f"Unknown tool: {params.name}")], is_error=True)
+    text = arguments.get("text")
+    if not isinstance(text, str):
+        return CallToolResult(content=[TextContent(type="text", text="'text' must be a string")], is_error=True)
+    return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+server: Server[Any] = Server("mcpsite", version="0.1.0", on_list_tools=list_tools, on_call_tool=call_tool)

@@ -1,0 +1,106 @@
+"""The checks every request to /mcp passes before anything else looks at it.
+
+`McpRequest` is the transport's view of one HTTP request; the `require_*`
+functions raise a `TransportError` subclass when a check fails.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import wire
+from .conf import McpSettings
+from .exceptions import BadRequest, ForbiddenOrigin, MisdirectedHost, NotAcceptable, ParseError, UnsupportedMediaType
+
+
+@dataclass(frozen=True)
+class McpRequest:
+    method: str
+    # Header names lower-cased; a repeated header's values joined with ", ".
+    headers: dict[str, str]
+    raw_headers: list[tuple[str, str]] = field(repr=False)
+
+    @classmethod
+    def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
+        raw = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
+        headers: dict[str, str] = {}
+        for name, value in raw:
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return cls(method=scope["method"], headers=headers, raw_headers=raw)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.headers.get(wire.SESSION_ID_HEADER)
+
+    def accepts(self, media_type: str) -> bool:
+        accepted = {part.split(";")[0].strip().lower() for part in self.headers.get("accept", "").split(",")}
+        major = media_type.split("/")[0]
+        return bool(accepted & {media_type, f"{major}/*", "*/*"})
+
+
+def require_trusted_caller(request: McpRequest, settings: McpSettings) -> None:
+    """Refuse DNS-rebinding and cross-site calls: Host must be ours, Origin (if sent) allowed."""
+    host = _hostname(request.headers.get("host", ""))
+    if "*" not in settings.allowed_hosts and host not in settings.allowed_hosts:
+        raise MisdirectedHost("Host not allowed for this endpoint")
+    origin = request.headers.get("origin")
+    if origin is not None and not _origin_allowed(origin, settings.allowed_origins):
+        raise ForbiddenOrigin("Origin not allowed")
+
+
+def _hostname(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """An allowed entry without a port admits that scheme and host on any port."""
+    origin = origin.strip().rstrip("/").lower()
+    if origin in allowed or "*" in allowed:
+        return True
+    try:
+        parts = urlsplit(origin)
+        without_port = f"{parts.scheme}://{parts.hostname}" if parts.hostname else origin
+        if parts.hostname and ":" in parts.hostname:
+            without_port = f"{parts.scheme}://[{parts.hostname}]"
+    except ValueError:
+        return False
+    return without_port in allowed
+
+
+def require_session_id_syntax(session_id: str) -> None:
+    if not session_id or any(not 0x21 <= ord(char) <= 0x7E for char in session_id):
+        raise BadRequest("Bad Request: Mcp-Session-Id must be visible ASCII characters (0x21-0x7E)")
+
+
+def require_post_headers(request: McpRequest, *, json_only: bool) -> None:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != wire.JSON_CONTENT_TYPE:
+        raise UnsupportedMediaType("Unsupported Media Type: Content-Type must be application/json")
+    wants_sse = not json_only
+    if not request.accepts(wire.JSON_CONTENT_TYPE) or (wants_sse and not request.accepts(wire.SSE_CONTENT_TYPE)):
+        raise NotAcceptable("Not Acceptable: Accept must include application/json and text/event-stream")
+
+
+def require_sse_accept(request: McpRequest) -> None:
+    if not request.accepts(wire.SSE_CONTENT_TYPE):
+        raise NotAcceptable("Not Acceptable: Accept must include text/event-stream")
+
+
+def parse_message_object(body: bytes) -> dict[str, Any]:
+    """The body as one JSON object; batches and bare values are refused."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        # ValueError covers bad UTF-8 and oversized numbers as well as bad JSON.
+        raise ParseError("Parse error: the body is not valid JSON") from None
+    if isinstance(decoded, list):
+        raise BadRequest("Invalid Request: JSON-RPC batches are not supported; send one message per POST")
+    if not isinstance(decoded, dict):
+        raise BadRequest("Invalid Request: the body must be one JSON-RPC message object")
+    return decoded

@@ -1,0 +1,53 @@
+"""The SDK `Server` this process hosts on /mcp, with its lifespan entered once.
+
+daphne has no ASGI lifespan, so the server's lifespan is entered on first use
+and kept open for the life of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+from mcp.server import Server
+
+from .conf import mcp_settings
+
+
+@dataclass(frozen=True)
+class HostedServer:
+    server: Server[Any]
+    lifespan_state: Any
+
+
+_hosted: HostedServer | None = None
+_lock: asyncio.Lock | None = None
+_exit_stack = AsyncExitStack()
+
+
+def load_server(dotted_path: str) -> Server[Any]:
+    try:
+        server = import_string(dotted_path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"MCP_SERVER {dotted_path!r} cannot be imported: {exc}") from exc
+    if not isinstance(server, Server):
+        raise ImproperlyConfigured(f"MCP_SERVER {dotted_path!r} is not an mcp.server.Server instance")
+    return server
+
+
+async def hosted_server() -> HostedServer:
+    global _hosted, _lock
+    if _hosted is not None:
+        return _hosted
+    if _lock is None:
+        _lock = asyncio.Lock()
+    async with _lock:
+        if _hosted is None:
+            server = load_server(mcp_settings().server)
+            state = await _exit_stack.enter_async_context(server.lifespan(server))
+            _hosted = HostedServer(server, state)
+    return _hosted

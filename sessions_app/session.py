@@ -1,0 +1,294 @@
+"""One handshake-era MCP session, alive in this process only.
+
+A session runs the SDK's server loop as a task over a pair of in-memory
+streams. Messages from the client go in through `deliver`; everything the
+server writes comes out through `_route_outgoing`, which puts each message on
+exactly one SSE stream:
+
+- a response, or a message tied to a request (`related_request_id`), goes on
+  that request's POST stream;
+- anything else goes on the standalone GET stream.
+
+Each stream has a number; its events carry ids `"<stream>.<seq>"` and are kept
+in the session's bounded `EventLog`, so a dropped stream can be resumed with
+GET and `Last-Event-ID`. Nothing here touches Redis or the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.runner import serve_loop
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
+
+from . import wire
+from .conf import McpSettings
+from .event_log import EventLog, event_id
+from .server_host import HostedServer
+from .sse import SseConnection
+
+logger = logging.getLogger(__name__)
+
+# JSON-RPC error code for a request cancelled before its answer (the SDK keeps
+# it private to its own transport).
+REQUEST_CANCELLED = -32800
+STANDALONE_STREAM = 0
+# Frames an SSE connection may have queued before it counts as stuck.
+MAX_PENDING_FRAMES = 256
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a handler can learn about the HTTP request that carried its message (`ctx.request`)."""
+
+    headers: dict[str, str]
+
+
+@dataclass
+class Stream:
+    """One logical SSE stream of the session: a POST's answer, or the standalone GET stream."""
+
+    number: int
+    request_id: RequestId | None
+    next_seq: int = 1
+    connection: SseConnection | None = None
+    # JSON-response mode: the single response, instead of a connection.
+    response: asyncio.Future[JSONRPCMessage] | None = None
+    finished: bool = False
+
+    @property
+    def request_key(self) -> str | None:
+        return None if self.request_id is None else str(self.request_id)
+
+    def detach(self, connection: SseConnection) -> None:
+        if self.connection is connection:
+            self.connection = None
+
+
+@dataclass
+class McpSession:
+    id: str
+    settings: McpSettings
+    host: HostedServer
+    on_ended: Callable[[McpSession], Awaitable[None]]
+    created_at: float = field(default_factory=time.time)
+    protocol_version: str = ""
+    client_name: str = ""
+    client_version: str = ""
+    in_flight: int = 0
+    last_active: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self._read_send: MemoryObjectSendStream[SessionMessage | Exception]
+        self._read_send, self._read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        self._write_send: MemoryObjectSendStream[SessionMessage]
+        self._write_recv: MemoryObjectReceiveStream[SessionMessage]
+        self._write_send, self._write_recv = anyio.create_memory_object_stream[SessionMessage](0)
+        self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
+        self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None)}
+        # Streams of requests still waiting for their answer, by str(request id).
+        self._by_request: dict[str, Stream] = {}
+        # Answered streams stay resumable until this many newer ones were answered.
+        self._answered: deque[int] = deque()
+        self._next_stream = 1
+        self._task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # --- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{self.id[:8]}")
+
+    async def _run(self) -> None:
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._route_outgoing)
+                await serve_loop(
+                    self.host.server,
+                    self._read_recv,
+                    self._write_send,
+                    lifespan_state=self.host.lifespan_state,
+                    session_id=self.id,
+                )
+                tasks.cancel_scope.cancel()
+        except Exception:
+            logger.exception("MCP session %s crashed", self.id[:8])
+        finally:
+            if not self.closed:
+                # The server loop ended on its own (crash, or the SDK closed it):
+                # the session is over, and the manager must forget it.
+                await self.on_ended(self)
+
+    async def stop(self, *, final_frame: bytes | None = None) -> None:
+        """Free everything the session holds: its task, its streams, its log.
+
+        Only the session manager calls this, after forgetting the session, so
+        no new request can reach it while it winds down.
+        """
+        self.closed = True
+        for stream in self.streams.values():
+            if stream.connection is not None:
+                stream.connection.finish(final_frame)
+                stream.connection = None
+            if stream.response is not None and not stream.response.done():
+                stream.response.cancel()
+        self.streams.clear()
+        self._by_request.clear()
+        self.log.clear()
+        self._read_send.close()
+        task = self._task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+    @property
+    def live_connections(self) -> int:
+        return sum(1 for stream in self.streams.values() if stream.connection is not None)
+
+    def is_idle(self, now: float, timeout: float) -> bool:
+        return self.in_flight == 0 and self.live_connections == 0 and now - self.last_active > timeout
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+
+    # --- inbound ---------------------------------------------------------
+
+    def open_request_stream(self, request: JSONRPCRequest, *, json_response: bool) -> Stream:
+        """Register the stream that will carry `request`'s answer (raises KeyError on a duplicate id)."""
+        key = str(request.id)
+        if key in self._by_request:
+            raise KeyError(key)
+        stream = Stream(self._next_stream, request.id)
+        self._next_stream += 1
+        if json_response:
+            stream.response = asyncio.get_running_loop().create_future()
+        else:
+            stream.connection = SseConnection(MAX_PENDING_FRAMES)
+            if self.resumable:
+                stream.connection.push(wire.priming_frame(event_id(stream.number, 0), self.settings.sse_retry_ms))
+        self.streams[stream.number] = stream
+        self._by_request[key] = stream
+        return stream
+
+    def open_standalone_stream(self) -> SseConnection | None:
+        """Attach a GET connection to the standalone stream; None if one is already open."""
+        stream = self.streams[STANDALONE_STREAM]
+        if stream.connection is not None and stream.connection.open:
+            return None
+        connection = SseConnection(MAX_PENDING_FRAMES)
+        if self.resumable:
+            connection.push(wire.priming_frame(event_id(STANDALONE_STREAM, 0), self.settings.sse_retry_ms))
+        stream.connection = connection
+        return connection
+
+    def resume_stream(self, stream_number: int, after_seq: int) -> SseConnection:
+        """A new connection that replays `stream_number` after `after_seq`, then carries it live.
+
+        Raises KeyError for a stream this session does not have and
+        `event_log.EventsLost` when the log no longer holds what was missed.
+        """
+        stream = self.streams[stream_number]
+        missed = list(self.log.after(stream_number, after_seq))
+        connection = SseConnection(MAX_PENDING_FRAMES + len(missed))
+        for frame in missed:
+            connection.push(frame)
+        if stream.finished:
+            connection.finish()
+        else:
+            if stream.connection is not None:
+                # The old connection is presumably half-open; the newer one wins.
+                stream.connection.abort()
+            stream.connection = connection
+        return connection
+
+    def request_metadata(self, info: RequestInfo, stream: Stream | None) -> ServerMessageMetadata:
+        """The metadata the server loop sees on a message from this request."""
+        can_resume = stream is not None and stream.connection is not None and self.resumable
+        request_key = stream.request_key if stream is not None else None
+        return ServerMessageMetadata(
+            request_context=info,
+            close_sse_stream=(lambda: self._close_stream_connection(request_key)) if can_resume else None,
+            close_standalone_sse_stream=(lambda: self._close_stream_connection(None)) if self.resumable else None,
+            on_request_unanswered=(lambda: self._answer_cancelled(request_key)) if request_key else None,
+            can_send_request=stream is not None and stream.connection is not None,
+        )
+
+    async def deliver(self, message: SessionMessage) -> None:
+        await self._read_send.send(message)
+
+    @property
+    def resumable(self) -> bool:
+        # Priming events and stream closes arrived with 2025-11-25; older
+        # clients would choke on an empty data line.
+        return self.protocol_version >= "2025-11-25"
+
+    async def _close_stream_connection(self, request_key: str | None) -> None:
+        stream = self._by_request.get(request_key) if request_key else self.streams.get(STANDALONE_STREAM)
+        if stream is not None and stream.connection is not None:
+            stream.connection.finish(wire.retry_frame(self.settings.sse_retry_ms))
+            stream.connection = None
+
+    async def _answer_cancelled(self, request_key: str | None) -> None:
+        stream = self._by_request.get(request_key or "")
+        if stream is None or stream.finished:
+            return
+        # The handshake-era wire ends a request's stream only with a response,
+        # so a cancelled request is answered with an error instead of silence.
+        error = wire.error_message(REQUEST_CANCELLED, "Request cancelled", request_id=stream.request_id)
+        await self._write_send.send(SessionMessage(error))
+
+    # --- outbound --------------------------------------------------------
+
+    async def _route_outgoing(self) -> None:
+        async for outgoing in self._write_recv:
+            self._route(outgoing)
+
+    def _route(self, outgoing: SessionMessage) -> None:
+        message = outgoing.message
+        is_answer = isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None
+        related = outgoing.metadata.related_request_id if isinstance(outgoing.metadata, ServerMessageMetadata) else None
+        key = str(message.id) if is_answer else (str(related) if related is not None else None)  # type: ignore[union-attr]
+        stream = self._by_request.get(key) if key is not None else None
+        if stream is None or stream.finished:
+            stream = self.streams[STANDALONE_STREAM]
+            is_answer = False
+        if stream.response is not None:
+            # JSON-response mode: only the answer has a place on the wire.
+            if is_answer:
+                self._finish(stream)
+                if not stream.response.done():
+                    stream.response.set_result(message)
+            return
+        seq = stream.next_seq
+        stream.next_seq += 1
+        frame = wire.sse_frame(wire.dump_message(message), event_id(stream.number, seq))
+        self.log.append(stream.number, seq, frame)
+        if is_answer:
+            self._finish(stream)
+            if stream.connection is not None:
+                stream.connection.finish(frame)
+                stream.connection = None
+        elif stream.connection is not None and not stream.connection.push(frame):
+            stream.connection = None
+
+    def _finish(self, stream: Stream) -> None:
+        """The request is answered: its id is free again; its stream stays resumable for a while."""
+        stream.finished = True
+        self._by_request.pop(stream.request_key or "", None)
+        self._answered.append(stream.number)
+        while len(self._answered) > self.settings.event_log_max_events:
+            expired = self._answered.popleft()
+            self.streams.pop(expired, None)
+            self.log.forget_stream(expired)

@@ -1,0 +1,80 @@
+"""One open SSE response: frames queued by the session, written by the consumer.
+
+The session pushes frames without ever waiting on a client. A client that
+stops reading fills its outbox; the connection is then aborted (the client can
+reopen the stream and resume from the event log), so a stuck reader costs a
+bounded amount of memory and never stalls the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+
+from .wire import KEEPALIVE_FRAME
+
+
+class SseConnection:
+    def __init__(self, max_pending: int) -> None:
+        self._outbox: deque[bytes] = deque()
+        self._max_pending = max_pending
+        self._wakeup = asyncio.Event()
+        self._ending = False
+        self.aborted = False
+
+    @property
+    def open(self) -> bool:
+        return not self._ending
+
+    def push(self, frame: bytes) -> bool:
+        """Queue a frame; False if the connection is ending or was aborted for falling behind."""
+        if self._ending:
+            return False
+        if len(self._outbox) >= self._max_pending:
+            self.abort()
+            return False
+        self._outbox.append(frame)
+        self._wakeup.set()
+        return True
+
+    def finish(self, last_frame: bytes | None = None) -> None:
+        """End the response once everything queued (and `last_frame`) is written."""
+        if self._ending:
+            return
+        if last_frame is not None:
+            self._outbox.append(last_frame)
+        self._ending = True
+        self._wakeup.set()
+
+    def abort(self) -> None:
+        """End the response now, dropping whatever is still queued."""
+        self._outbox.clear()
+        self._ending = True
+        self.aborted = True
+        self._wakeup.set()
+
+    async def wait_for_output(self, timeout: float) -> bool:
+        """Wait until a frame is queued or the connection ends; False on timeout."""
+        if self._outbox or self._ending:
+            return True
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def has_frames(self) -> bool:
+        return bool(self._outbox)
+
+    async def frames(self, keepalive: float) -> AsyncIterator[bytes]:
+        """Queued frames as they come, a keep-alive comment during silences, until the end."""
+        while True:
+            while self._outbox:
+                yield self._outbox.popleft()
+            if self._ending:
+                return
+            if not await self.wait_for_output(keepalive):
+                yield KEEPALIVE_FRAME

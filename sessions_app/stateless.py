@@ -1,0 +1,177 @@
+"""The 2026-07-28 era: one self-contained POST, no session.
+
+Each request carries its protocol version and client capabilities in
+`params._meta`; the SDK's classifier checks them against the `Mcp-Method`,
+`Mcp-Name` and `MCP-Protocol-Version` headers, and `serve_one` runs the
+handler. The answer is JSON unless the handler emits notifications first (or
+stays silent past the keep-alive interval), in which case the response turns
+into an SSE stream ending with the answer. The client closing the response
+cancels the handler: in this era that is how a client cancels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anyio
+from mcp.server.connection import Connection
+from mcp.server.runner import modern_error_data, serve_one
+from mcp.shared.dispatcher import CallOptions
+from mcp.shared.exceptions import NoBackChannelError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+)
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
+from mcp.shared.message import MessageMetadata, ServerMessageMetadata
+from mcp.shared.transport_context import TransportContext
+from mcp.types import (
+    HEADER_MISMATCH,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    ProgressToken,
+    RequestId,
+)
+from pydantic import ValidationError
+
+from . import wire
+from .conf import McpSettings
+from .exceptions import BadRequest, NotAcceptable
+from .request import McpRequest
+from .server_host import hosted_server
+from .session import MAX_PENDING_FRAMES, RequestInfo
+from .sse import SseConnection
+
+
+class ResponseWriter(Protocol):
+    async def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None: ...
+
+    async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
+        """Stream `connection`; returns False if the client went away first."""
+        ...
+
+
+def is_stateless_request(decoded: Mapping[str, Any], request: McpRequest) -> bool:
+    """A message without a session that speaks the 2026-07-28 protocol."""
+    if request.session_id is not None or decoded.get("method") == "initialize":
+        return False
+    params = decoded.get("params")
+    meta = params.get("_meta") if isinstance(params, Mapping) else None
+    if isinstance(meta, Mapping) and "io.modelcontextprotocol/protocolVersion" in meta:
+        return True
+    return request.headers.get(wire.PROTOCOL_VERSION_HEADER, "") >= "2026-07-28"
+
+
+@dataclass
+class ExchangeContext:
+    """The SDK's `DispatchContext` for one stateless exchange: notifications go onto the response."""
+
+    transport: TransportContext
+    request_id: RequestId
+    message_metadata: MessageMetadata
+    progress_token: ProgressToken | None
+    outbox: SseConnection
+    notifications_sent: int = 0
+    cancel_requested: anyio.Event = field(default_factory=anyio.Event)
+    # This era forbids server-to-client requests.
+    can_send_request: bool = False
+
+    async def send_raw_request(
+        self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None
+    ) -> dict[str, Any]:
+        raise NoBackChannelError(method)
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None, opts: CallOptions | None = None) -> None:
+        notification = JSONRPCNotification(jsonrpc="2.0", method=method, params=dict(params) if params else None)
+        self.notifications_sent += 1
+        self.outbox.push(wire.sse_frame(wire.dump_message(notification)))
+
+    async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        if self.progress_token is None:
+            return
+        params: dict[str, Any] = {"progressToken": self.progress_token, "progress": progress}
+        if total is not None:
+            params["total"] = total
+        if message is not None:
+            params["message"] = message
+        await self.notify("notifications/progress", params)
+
+
+async def serve_stateless(
+    writer: ResponseWriter, request: McpRequest, decoded: dict[str, Any], settings: McpSettings
+) -> None:
+    if "id" not in decoded:
+        # Fire-and-forget: this era defines no client notifications over HTTP.
+        try:
+            JSONRPCNotification.model_validate(decoded)
+        except ValidationError:
+            raise BadRequest("Invalid Request: not a JSON-RPC notification") from None
+        await writer.send_json(202, b"")
+        return
+    try:
+        message = JSONRPCRequest.model_validate(decoded)
+    except ValidationError:
+        raise BadRequest("Invalid Request: the body must be one JSON-RPC request or notification") from None
+    if message.method == "subscriptions/listen" and not request.accepts(wire.SSE_CONTENT_TYPE):
+        raise NotAcceptable("Not Acceptable: subscriptions/listen answers with text/event-stream")
+
+    duplicated = find_duplicated_routing_header(request.raw_headers)
+    verdict = (
+        InboundLadderRejection(HEADER_MISMATCH, f"{duplicated} header appears more than once")
+        if duplicated
+        else classify_inbound_request(decoded, headers=request.headers)
+    )
+    if isinstance(verdict, InboundLadderRejection):
+        rejection = wire.error_message(verdict.code, verdict.message, message.id, verdict.data)
+        await writer.send_json(ERROR_CODE_HTTP_STATUS.get(verdict.code, 400), wire.dump_message(rejection))
+        return
+
+    host = await hosted_server()
+    outbox = SseConnection(MAX_PENDING_FRAMES)
+    context = ExchangeContext(
+        transport=TransportContext(kind="streamable-http", can_send_request=False, headers=request.headers),
+        request_id=message.id,
+        message_metadata=ServerMessageMetadata(request_context=RequestInfo(request.headers)),
+        progress_token=progress_token_from_params(message.params),
+        outbox=outbox,
+    )
+    connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
+
+    async def answer() -> JSONRPCResponse | JSONRPCError:
+        try:
+            result = await serve_one(
+                host.server,
+                context,
+                message.method,
+                message.params,
+                connection=connection,
+                lifespan_state=host.lifespan_state,
+            )
+            reply: JSONRPCResponse | JSONRPCError = JSONRPCResponse(jsonrpc="2.0", id=message.id, result=result)
+        except Exception as exc:
+            reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=modern_error_data(exc))
+        # On an SSE answer the reply is the stream's last event.
+        outbox.finish(wire.sse_frame(wire.dump_message(reply)))
+        return reply
+
+    handler = asyncio.get_running_loop().create_task(answer())
+    try:
+        await outbox.wait_for_output(settings.sse_keepalive)
+        if handler.done() and context.notifications_sent == 0:
+            reply = handler.result()
+            status = ERROR_CODE_HTTP_STATUS.get(reply.error.code, 200) if isinstance(reply, JSONRPCError) else 200
+            await writer.send_json(status, wire.dump_message(reply))
+        else:
+            # Notifications came first, or the handler is slow: stream, ending with the answer.
+            await writer.send_sse(outbox)
+    finally:
+        # If the client left before the answer, this cancels the handler: in
+        # this era a closed stream is how a client cancels.
+        handler.cancel()
