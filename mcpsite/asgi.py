@@ -21,7 +21,7 @@ application = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("mcp", McpConsumer.as_asgi()),
-                re_path(r"", django_asgi_app),
+                re_path(r"", django_asgi_app),  # type: ignore[arg-type]  # an ASGI app, not a view
             ]
         ),
     }

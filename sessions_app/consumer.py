@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 ALLOWED_METHODS = "GET, POST, DELETE"
 
 
-class McpConsumer(AsyncHttpConsumer):
+class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no types
     # Sessions own their channel-layer channels; a per-request channel would
     # cost a Redis round trip on every request for nothing.
     channel_layer_alias = "__mcp_consumer_has_no_channel__"
@@ -143,9 +143,10 @@ class McpConsumer(AsyncHttpConsumer):
         params = message.params or {}
         requested = params.get("protocolVersion")
         session.protocol_version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
-        client = params.get("clientInfo") if isinstance(params.get("clientInfo"), dict) else {}
-        session.client_name = str(client.get("name", ""))[:200]
-        session.client_version = str(client.get("version", ""))[:200]
+        client = params.get("clientInfo")
+        if isinstance(client, dict):
+            session.client_name = str(client.get("name", ""))[:200]
+            session.client_version = str(client.get("version", ""))[:200]
         # The answer to initialize is always one JSON body, so that a refused
         # initialize never hands out a session id.
         stream = session.open_request_stream(message, json_response=True)

@@ -17,12 +17,12 @@ GET and `Last-Event-ID`. Nothing here touches Redis or the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -148,10 +148,8 @@ class McpSession:
         task = self._task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
 
     @property
     def live_connections(self) -> int:

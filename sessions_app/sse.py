@@ -54,13 +54,14 @@ class SseConnection:
         self.aborted = True
         self._wakeup.set()
 
-    async def wait_for_output(self, timeout: float) -> bool:
-        """Wait until a frame is queued or the connection ends; False on timeout."""
+    async def wait_for_output(self, within: float) -> bool:
+        """Wait up to `within` seconds for a frame or the end; False if neither came."""
         if self._outbox or self._ending:
             return True
         self._wakeup.clear()
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
+            async with asyncio.timeout(within):
+                await self._wakeup.wait()
         except TimeoutError:
             return False
         return True

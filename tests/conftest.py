@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.nodes import Node
+
+StartNode = Callable[..., Node]
+
+
+@pytest.fixture(scope="session")
+def node_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode]:
+    """Start daphne nodes with the given MCP_* environment; one per distinct environment, shared."""
+    started: dict[tuple[tuple[str, str], ...], Node] = {}
+
+    def start(**env: str) -> Node:
+        key = tuple(sorted(env.items()))
+        if key not in started:
+            log = tmp_path_factory.mktemp("node") / "daphne.log"
+            started[key] = Node(env=env, log_path=log).start()
+        return started[key]
+
+    yield start
+    for node in started.values():
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def node(node_factory: StartNode) -> Node:
+    """A node hosting the project's default MCP server."""
+    return node_factory()
