@@ -36,9 +36,13 @@ def event_id(stream: int, seq: int) -> str:
 
 def parse_event_id(value: str) -> tuple[int, int]:
     stream, sep, seq = value.strip().partition(".")
-    if not sep or not stream.isdigit() or not seq.isdigit():
+    # isdigit() alone admits non-ASCII digits ("\xb2" from a latin-1 header) that int() refuses.
+    if not sep or not (stream + seq).isascii() or not stream.isdigit() or not seq.isdigit():
         raise UnknownCursor(value)
-    return int(stream), int(seq)
+    try:
+        return int(stream), int(seq)
+    except ValueError:  # more digits than int() will parse
+        raise UnknownCursor(value) from None
 
 
 class EventLog:

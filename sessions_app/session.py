@@ -21,11 +21,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 # it private to its own transport).
 REQUEST_CANCELLED = -32800
 STANDALONE_STREAM = 0
+# Channel-layer message type that asks a session's owner to close it.
+CLOSE_MESSAGE = "mcp.session.close"
 # Frames an SSE connection may have queued before it counts as stuck.
 MAX_PENDING_FRAMES = 256
 
@@ -79,7 +82,11 @@ class McpSession:
     id: str
     settings: McpSettings
     host: HostedServer
-    on_ended: Callable[[McpSession], Awaitable[None]]
+    # Asks the session manager to close this session (it schedules the close,
+    # so the session's own task never waits on itself).
+    request_close: Callable[[McpSession, str], None]
+    # The channel-layer channel other processes reach this session on ("" without a layer).
+    channel_name: str = ""
     created_at: float = field(default_factory=time.time)
     protocol_version: str = ""
     client_name: str = ""
@@ -112,6 +119,8 @@ class McpSession:
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._route_outgoing)
+                if self.channel_name:
+                    tasks.start_soon(self._listen_channel)
                 await serve_loop(
                     self.host.server,
                     self._read_recv,
@@ -126,7 +135,7 @@ class McpSession:
             if not self.closed:
                 # The server loop ended on its own (crash, or the SDK closed it):
                 # the session is over, and the manager must forget it.
-                await self.on_ended(self)
+                self.request_close(self, "server loop ended")
 
     async def stop(self, *, final_frame: bytes | None = None) -> None:
         """Free everything the session holds: its task, its streams, its log.
@@ -246,6 +255,19 @@ class McpSession:
         # so a cancelled request is answered with an error instead of silence.
         error = wire.error_message(REQUEST_CANCELLED, "Request cancelled", request_id=stream.request_id)
         await self._write_send.send(SessionMessage(error))
+
+    # --- messages from other processes ------------------------------------
+
+    async def _listen_channel(self) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        while True:
+            message = await layer.receive(self.channel_name)
+            kind = message.get("type")
+            if kind == CLOSE_MESSAGE:
+                self.request_close(self, str(message.get("reason", "closed through the channel layer"))[:200])
+            else:
+                logger.warning("MCP session %s ignored a channel message of type %r", self.id[:8], kind)
 
     # --- outbound --------------------------------------------------------
 

@@ -17,6 +17,8 @@ import logging
 import secrets
 import time
 
+from channels.layers import get_channel_layer
+
 from .conf import McpSettings, mcp_settings
 from .exceptions import NodeFull
 from .server_host import hosted_server
@@ -35,6 +37,7 @@ class SessionManager:
         self.settings = settings
         self._sessions: dict[str, McpSession] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[bool]] = set()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -50,7 +53,9 @@ class SessionManager:
             logger.warning("Refusing a new MCP session: %d sessions are open", len(self._sessions))
             raise NodeFull("Service Unavailable: this node holds its maximum of sessions", headers={"Retry-After": "5"})
         host = await hosted_server()
-        session = McpSession(new_session_id(), self.settings, host, on_ended=self._ended_by_itself)
+        layer = get_channel_layer()
+        channel_name = await layer.new_channel(prefix="mcp-session.") if layer is not None else ""
+        session = McpSession(new_session_id(), self.settings, host, self.close_soon, channel_name)
         self._sessions[session.id] = session
         session.start()
         self._ensure_reaper()
@@ -72,9 +77,13 @@ class SessionManager:
         for session_id in list(self._sessions):
             await self.close(session_id, reason)
 
-    async def _ended_by_itself(self, session: McpSession) -> None:
-        if self._sessions.get(session.id) is session:
-            await self.close(session.id, "server loop ended")
+    def close_soon(self, session: McpSession, reason: str) -> None:
+        """Close `session` from a task of its own (for callers inside the session)."""
+        if self._sessions.get(session.id) is not session:
+            return
+        task = asyncio.get_running_loop().create_task(self.close(session.id, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
