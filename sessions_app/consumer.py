@@ -61,6 +61,7 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.settings: McpSettings = mcp_settings()
         self._receive = receive
+        self.disconnected = asyncio.Event()
         self._received_bytes = 0
         self._response_started = False
         await super().__call__(scope, receive, send)
@@ -83,7 +84,13 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         self.body.append(chunk)
         if message.get("more_body"):
             return
-        await self.handle(b"".join(self.body))
+        # From here on the only message the client can send is its
+        # disconnect; one watcher receives it for whoever needs to know.
+        watcher = asyncio.get_running_loop().create_task(self._watch_for_disconnect())
+        try:
+            await self.handle(b"".join(self.body))
+        finally:
+            watcher.cancel()
         raise StopConsumer()
 
     async def handle(self, body: bytes) -> None:
@@ -242,18 +249,22 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
     async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
         self._response_started = True
         await self.send_headers(status=200, headers=wire.SSE_HEADERS + wire.encode_headers(headers or {}))
-        watcher = asyncio.get_running_loop().create_task(self._abort_on_disconnect(connection))
+        aborter = asyncio.get_running_loop().create_task(self._abort_on_disconnect(connection))
         try:
             async for frame in connection.frames(self.settings.sse_keepalive):
                 await self.send_body(frame, more_body=True)
-            if not watcher.done():
-                await self.send_body(b"")
-                return True
-            return False
+            if self.disconnected.is_set():
+                return False
+            await self.send_body(b"")
+            return True
         finally:
-            watcher.cancel()
+            aborter.cancel()
 
     async def _abort_on_disconnect(self, connection: SseConnection) -> None:
+        await self.disconnected.wait()
+        connection.abort()
+
+    async def _watch_for_disconnect(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass
-        connection.abort()
+        self.disconnected.set()

@@ -34,6 +34,7 @@ from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCRespo
 from . import wire
 from .conf import McpSettings
 from .event_log import EventLog, event_id
+from .exceptions import SessionNotFound
 from .server_host import HostedServer
 from .sse import SseConnection
 
@@ -149,7 +150,7 @@ class McpSession:
                 stream.connection.finish(final_frame)
                 stream.connection = None
             if stream.response is not None and not stream.response.done():
-                stream.response.cancel()
+                stream.response.set_exception(SessionNotFound("Session closed before the request was answered"))
         self.streams.clear()
         self._by_request.clear()
         self.log.clear()

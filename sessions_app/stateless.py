@@ -51,6 +51,9 @@ from .sse import SseConnection
 
 
 class ResponseWriter(Protocol):
+    # Set when the client goes away.
+    disconnected: asyncio.Event
+
     async def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None: ...
 
     async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
@@ -155,6 +158,9 @@ async def serve_stateless(
                 lifespan_state=host.lifespan_state,
             )
             reply: JSONRPCResponse | JSONRPCError = JSONRPCResponse(jsonrpc="2.0", id=message.id, result=result)
+        except asyncio.CancelledError:
+            outbox.abort()
+            raise
         except Exception as exc:
             reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=modern_error_data(exc))
         # On an SSE answer the reply is the stream's last event.
@@ -162,8 +168,12 @@ async def serve_stateless(
         return reply
 
     handler = asyncio.get_running_loop().create_task(answer())
+    # In this era the client closing its request is how it cancels.
+    canceller = asyncio.get_running_loop().create_task(_cancel_on_disconnect(writer, handler))
     try:
         await outbox.wait_for_output(settings.sse_keepalive)
+        if writer.disconnected.is_set():
+            return
         if handler.done() and context.notifications_sent == 0:
             reply = handler.result()
             status = ERROR_CODE_HTTP_STATUS.get(reply.error.code, 200) if isinstance(reply, JSONRPCError) else 200
@@ -172,6 +182,10 @@ async def serve_stateless(
             # Notifications came first, or the handler is slow: stream, ending with the answer.
             await writer.send_sse(outbox)
     finally:
-        # If the client left before the answer, this cancels the handler: in
-        # this era a closed stream is how a client cancels.
+        canceller.cancel()
         handler.cancel()
+
+
+async def _cancel_on_disconnect(writer: ResponseWriter, handler: asyncio.Task[Any]) -> None:
+    await writer.disconnected.wait()
+    handler.cancel()

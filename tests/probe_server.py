@@ -1,0 +1,80 @@
+"""An MCP server whose tools let tests observe the transport from outside.
+
+Hosted by a test node (MCP_SERVER=tests.probe_server.server). Its state lives
+in the node process, so tests read it back through other tool calls.
+
+- `hold(key)`: sends one progress notification, then waits until `release(key)`
+  (so a test can drop the stream in between) and answers "released <key>".
+- `release(key)`: lets `hold(key)` finish.
+- `park(key)`: waits forever; records in `cancelled` when it is cancelled.
+- `cancelled(key)`: "yes" once `park(key)` was cancelled, else "no".
+- `announce()`: sends `notifications/tools/list_changed`, which belongs on the
+  standalone stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp.server import Server, ServerRequestContext
+from mcp.types import (
+    CallToolRequestParams,
+    CallToolResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+    Tool,
+)
+
+KEY_SCHEMA = {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
+NO_ARGUMENTS = {"type": "object", "properties": {}}
+
+_releases: dict[str, asyncio.Event] = {}
+_cancelled: set[str] = set()
+
+
+def _release_event(key: str) -> asyncio.Event:
+    return _releases.setdefault(key, asyncio.Event())
+
+
+def _text(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
+    return ListToolsResult(
+        tools=[
+            Tool(name="hold", description="Wait for release(key).", input_schema=KEY_SCHEMA),
+            Tool(name="release", description="Let hold(key) finish.", input_schema=KEY_SCHEMA),
+            Tool(name="park", description="Wait until cancelled.", input_schema=KEY_SCHEMA),
+            Tool(name="cancelled", description="Whether park(key) was cancelled.", input_schema=KEY_SCHEMA),
+            Tool(name="announce", description="Send tools/list_changed.", input_schema=NO_ARGUMENTS),
+        ]
+    )
+
+
+async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+    key = str((params.arguments or {}).get("key", ""))
+    if params.name == "hold":
+        await ctx.session.report_progress(1, 2, "holding")
+        await _release_event(key).wait()
+        return _text(f"released {key}")
+    if params.name == "release":
+        _release_event(key).set()
+        return _text(f"releasing {key}")
+    if params.name == "park":
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            _cancelled.add(key)
+            raise
+    if params.name == "cancelled":
+        return _text("yes" if key in _cancelled else "no")
+    if params.name == "announce":
+        await ctx.session.send_tool_list_changed()
+        return _text("announced")
+    return CallToolResult(content=[TextContent(type="text", text=f"no tool {params.name}")], is_error=True)
+
+
+server: Server[Any] = Server("probe", version="1", on_list_tools=list_tools, on_call_tool=call_tool)

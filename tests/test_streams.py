@@ -1,0 +1,169 @@
+"""Streams of a live node, observed over raw HTTP: routing, resumption, cancellation."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import StartNode
+from tests.mcp_http import (
+    modern_headers,
+    modern_request,
+    open_session,
+    session_headers,
+    sse_messages,
+)
+from tests.nodes import Node
+
+
+@pytest.fixture(scope="module")
+def probe(node_factory: StartNode) -> Node:
+    return node_factory(MCP_SERVER="tests.probe_server.server")
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
+
+
+def call(name: str, request_id: int, progress: bool = False, **arguments: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if progress:
+        params["_meta"] = {"progressToken": f"p{request_id}"}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def read_events(response: httpx.Response, until: str) -> list[dict[str, str]]:
+    """Read SSE events from a streaming response until one whose data contains `until`."""
+    events: list[dict[str, str]] = []
+    event: dict[str, str] = {}
+    for line in response.iter_lines():
+        if line == "":
+            if event:
+                events.append(event)
+                if until in event.get("data", ""):
+                    return events
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            event[field] = value.removeprefix(" ")
+    raise AssertionError(f"stream ended before {until!r}; got {events}")
+
+
+def tool_text(message: dict[str, Any]) -> str:
+    return str(message["result"]["content"][0]["text"])
+
+
+def test_dropped_stream_resumes_with_last_event_id(probe: Node, client: httpx.Client) -> None:
+    session = open_session(client, probe.mcp_url)
+    headers = session_headers(session)
+    with client.stream("POST", probe.mcp_url, json=call("hold", 2, progress=True, key="resume"), headers=headers) as r:
+        assert r.headers["content-type"] == "text/event-stream"
+        seen = read_events(r, until="notifications/progress")
+    priming, progress = seen[0], seen[-1]
+    assert priming["data"] == ""
+    assert "retry" in priming
+    # The stream dropped before the answer; the answer comes while nobody listens.
+    released = client.post(probe.mcp_url, json=call("release", 3, key="resume"), headers=headers)
+    assert "releasing resume" in released.text
+
+    resume = {**headers, "Accept": "text/event-stream", "Last-Event-ID": progress["id"]}
+    replay = client.get(probe.mcp_url, headers=resume)
+
+    assert replay.status_code == 200
+    messages = sse_messages(replay.text)
+    assert [message.get("id") for message in messages] == [2]
+    assert tool_text(messages[0]) == "released resume"
+
+
+def test_each_message_goes_on_exactly_one_stream(probe: Node, client: httpx.Client) -> None:
+    session = open_session(client, probe.mcp_url)
+    headers = session_headers(session)
+    standalone_headers = {**headers, "Accept": "text/event-stream"}
+    with client.stream("GET", probe.mcp_url, headers=standalone_headers) as standalone:
+        assert standalone.status_code == 200
+        answer = client.post(probe.mcp_url, json=call("announce", 4), headers=headers)
+        on_standalone = read_events(standalone, until="list_changed")
+
+    assert "list_changed" not in answer.text
+    assert [m["id"] for m in sse_messages(answer.text)] == [4]
+    notifications = [json.loads(e["data"]) for e in on_standalone if e.get("data")]
+    assert [n["method"] for n in notifications] == ["notifications/tools/list_changed"]
+
+
+def test_concurrent_requests_each_get_their_own_answer(probe: Node, client: httpx.Client) -> None:
+    session = open_session(client, probe.mcp_url)
+    headers = session_headers(session)
+    answers: dict[str, str] = {}
+
+    def hold(key: str, request_id: int) -> None:
+        with httpx.Client(timeout=10.0) as own:
+            answers[key] = own.post(probe.mcp_url, json=call("hold", request_id, key=key), headers=headers).text
+
+    threads = [threading.Thread(target=hold, args=(key, 10 + n)) for n, key in enumerate(["c1", "c2", "c3"])]
+    for thread in threads:
+        thread.start()
+    for n, key in enumerate(["c3", "c1", "c2"]):
+        client.post(probe.mcp_url, json=call("release", 20 + n, key=key), headers=headers)
+    for thread in threads:
+        thread.join(10)
+
+    for n, key in enumerate(["c1", "c2", "c3"]):
+        messages = sse_messages(answers[key])
+        assert [m["id"] for m in messages] == [10 + n]
+        assert tool_text(messages[0]) == f"released {key}"
+
+
+def test_delete_ends_the_session(probe: Node, client: httpx.Client) -> None:
+    session = open_session(client, probe.mcp_url)
+    before = client.get(f"{probe.url}/healthz").json()["sessions"]
+
+    assert client.delete(probe.mcp_url, headers=session_headers(session)).status_code == 204
+
+    assert client.get(f"{probe.url}/healthz").json()["sessions"] == before - 1
+    after = client.post(probe.mcp_url, json=call("announce", 5), headers=session_headers(session))
+    assert after.status_code == 404
+    assert "initialize" in after.json()["error"]["message"]
+
+
+def test_modern_stream_close_cancels_the_request(probe: Node, client: httpx.Client) -> None:
+    body = modern_request("tools/call", {"name": "park", "arguments": {"key": "modern"}})
+    headers = modern_headers("tools/call", name="park")
+    with pytest.raises(httpx.ReadTimeout):
+        # Nothing will ever answer; the client gives up and closes the connection.
+        client.post(probe.mcp_url, json=body, headers=headers, timeout=0.5)
+
+    ask = modern_request("tools/call", {"name": "cancelled", "arguments": {"key": "modern"}})
+    for _ in range(50):
+        answer = client.post(probe.mcp_url, json=ask, headers=modern_headers("tools/call", name="cancelled"))
+        if tool_text(answer.json()) == "yes":
+            break
+        threading.Event().wait(0.1)
+    assert tool_text(answer.json()) == "yes"
+
+
+def test_handshake_stream_drop_is_not_a_cancellation(probe: Node, client: httpx.Client) -> None:
+    session = open_session(client, probe.mcp_url)
+    headers = session_headers(session)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(probe.mcp_url, json=call("park", 6, key="handshake"), headers=headers, timeout=0.5)
+
+    def was_cancelled(request_id: int) -> str:
+        answer = client.post(probe.mcp_url, json=call("cancelled", request_id, key="handshake"), headers=headers)
+        return tool_text(sse_messages(answer.text)[0])
+
+    assert was_cancelled(7) == "no"
+    # In this era a client cancels by saying so; that does reach the handler.
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 6}}
+    assert client.post(probe.mcp_url, json=cancel, headers=headers).status_code == 202
+    for request_id in range(8, 58):
+        if was_cancelled(request_id) == "yes":
+            break
+        threading.Event().wait(0.1)
+    assert was_cancelled(99) == "yes"
