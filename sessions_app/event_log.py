@@ -51,7 +51,7 @@ class EventLog:
         self._bytes = 0
         self._max_events = max_events
         self._max_bytes = max_bytes
-        # The first seq still held per stream, to tell "nothing missed" from "lost".
+        # The last seq evicted per stream, to tell "nothing missed" from "lost".
         self._dropped_upto: dict[int, int] = {}
 
     def __len__(self) -> int:

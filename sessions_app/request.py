@@ -52,10 +52,17 @@ def require_trusted_caller(request: McpRequest, settings: McpSettings) -> None:
 
 
 def _hostname(host_header: str) -> str:
+    """The host part of a Host header; "" if the header is malformed."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if ":" in host else host
+        name, bracket, rest = host.partition("]")
+        return f"{name}]" if bracket and (not rest or _is_port(rest)) else ""
+    name, colon, port = host.partition(":")
+    return name if not colon or port.isdigit() else ""
+
+
+def _is_port(suffix: str) -> bool:
+    return suffix.startswith(":") and suffix[1:].isdigit()
 
 
 def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
@@ -65,12 +72,13 @@ def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
         return True
     try:
         parts = urlsplit(origin)
-        without_port = f"{parts.scheme}://{parts.hostname}" if parts.hostname else origin
-        if parts.hostname and ":" in parts.hostname:
-            without_port = f"{parts.scheme}://[{parts.hostname}]"
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
     except ValueError:
         return False
-    return without_port in allowed
+    if not parts.hostname or parts.username is not None or parts.path:
+        return False
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" in allowed
 
 
 def require_session_id_syntax(session_id: str) -> None:

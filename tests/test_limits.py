@@ -1,0 +1,93 @@
+"""Per-node and per-session bounds, on live nodes configured with small limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import StartNode
+from tests.mcp_http import BASE_HEADERS, initialize_body, open_session, session_headers
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
+
+
+def test_a_full_node_answers_503_with_retry_after(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_MAX_SESSIONS="2")
+    first = open_session(client, node.mcp_url)
+    open_session(client, node.mcp_url)
+
+    refused = client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
+
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) > 0
+    assert refused.json()["error"]["code"] == -32603
+    # Room frees up as sessions end.
+    assert client.delete(node.mcp_url, headers=session_headers(first)).status_code == 204
+    assert client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS).status_code == 200
+
+
+def test_too_many_requests_in_flight_answers_429(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_SERVER="tests.probe_server.server", MCP_MAX_REQUESTS_PER_SESSION="1")
+    session = open_session(client, node.mcp_url)
+    headers = session_headers(session)
+    hold = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "hold", "arguments": {"key": "l"}}}
+    answers: list[httpx.Response] = []
+    holder = threading.Thread(target=lambda: answers.append(httpx.post(node.mcp_url, json=hold, headers=headers)))
+    holder.start()
+    listing = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
+    for _ in range(100):
+        refused = client.post(node.mcp_url, json=listing, headers=headers)
+        if refused.status_code == 429:
+            break
+        time.sleep(0.05)  # the held request has not reached the node yet
+
+    assert refused.status_code == 429
+    release = {
+        "jsonrpc": "2.0",
+        "id": 4,
+        "method": "tools/call",
+        "params": {"name": "release", "arguments": {"key": "l"}},
+    }
+    # The one slot is taken, so release through a second session.
+    other = session_headers(open_session(client, node.mcp_url))
+    assert client.post(node.mcp_url, json=release, headers=other).status_code == 200
+    holder.join(10)
+    assert "released l" in answers[0].text
+
+
+def test_idle_sessions_are_reaped(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_SESSION_IDLE_TIMEOUT="0.3")
+    session = open_session(client, node.mcp_url)
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+    # Watch /healthz rather than the session: a request would keep it alive.
+    deadline = time.monotonic() + 10
+    while client.get(f"{node.url}/healthz").json()["sessions"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert client.post(node.mcp_url, json=listing, headers=session_headers(session)).status_code == 404
+
+
+def test_an_open_stream_keeps_a_session_alive(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_SESSION_IDLE_TIMEOUT="0.3")
+    session = open_session(client, node.mcp_url)
+    with client.stream("GET", node.mcp_url, headers={**session_headers(session), "Accept": "text/event-stream"}):
+        time.sleep(1.5)  # five idle timeouts
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        assert client.post(node.mcp_url, json=listing, headers=session_headers(session)).status_code == 200
+
+
+def test_body_limit_is_a_setting(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_MAX_BODY_BYTES="1000")
+    body = initialize_body()
+    body["params"]["clientInfo"]["name"] = "x" * 2000
+    assert client.post(node.mcp_url, json=body, headers=BASE_HEADERS).status_code == 413
+    assert client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS).status_code == 200

@@ -1,0 +1,265 @@
+"""This process's session table: admission up to the cap, one closing path, idle reaping."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from mcp.shared.message import SessionMessage
+from mcp.types import JSONRPCRequest
+
+from sessions_app.conf import McpSettings
+from sessions_app.exceptions import NodeFull
+from sessions_app.session import STANDALONE_STREAM, McpSession, RequestInfo
+from sessions_app.session_manager import SessionManager
+
+IDLE_TIMEOUT = 0.05
+# How long a poll waits for something the reaper should do within a few of its passes.
+PATIENCE = 5.0
+
+
+SETTINGS = McpSettings(
+    server="sessions_app.default_server.server",
+    node_id="test-node",
+    allowed_origins=("http://localhost",),
+    allowed_hosts=("localhost",),
+    max_sessions=3,
+    # Long, so sessions are only reaped in the tests about reaping.
+    session_idle_timeout=3600.0,
+    max_body_bytes=1024 * 1024,
+    max_requests_per_session=8,
+    event_log_max_events=16,
+    event_log_max_bytes=64 * 1024,
+    sse_retry_ms=1000,
+    sse_keepalive=15.0,
+    json_response=False,
+)
+
+
+@pytest.fixture
+async def manager() -> AsyncIterator[SessionManager]:
+    manager = SessionManager(SETTINGS)
+    yield manager
+    await manager.close_all("test over")
+
+
+@pytest.fixture
+async def reaping_manager() -> AsyncIterator[SessionManager]:
+    manager = SessionManager(dataclasses.replace(SETTINGS, session_idle_timeout=IDLE_TIMEOUT))
+    yield manager
+    await manager.close_all("test over")
+
+
+def session_tasks(session: McpSession) -> list[asyncio.Task[object]]:
+    """The live tasks named for `session` (McpSession.start names them mcp-session-<id prefix>)."""
+    name = f"mcp-session-{session.id[:8]}"
+    return [task for task in asyncio.all_tasks() if task.get_name() == name and not task.done()]
+
+
+async def eventually(condition: Callable[[], bool], within: float = PATIENCE) -> bool:
+    """Poll `condition` until it holds or `within` seconds pass; whether it came to hold."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return condition()
+
+
+async def initialize_over_sse(session: McpSession) -> list[bytes]:
+    """Run an initialize request through the session on an SSE stream; the frames it wrote."""
+    request = JSONRPCRequest(
+        jsonrpc="2.0",
+        id=1,
+        method="initialize",
+        params={"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "unit", "version": "1"}},
+    )
+    stream = session.open_request_stream(request, json_response=False)
+    assert stream.connection is not None
+    await session.deliver(SessionMessage(request, session.request_metadata(RequestInfo({}), stream)))
+    async with asyncio.timeout(PATIENCE):
+        return [frame async for frame in stream.connection.frames(keepalive=60.0)]
+
+
+# --- create --------------------------------------------------------------------
+
+
+async def test_create_registers_the_session_and_starts_its_task(manager: SessionManager) -> None:
+    session = await manager.create()
+
+    assert manager.get(session.id) is session
+    assert manager.sessions() == [session]
+    assert len(manager) == 1
+    assert len(session_tasks(session)) == 1
+    assert not session.closed
+
+
+async def test_created_sessions_have_distinct_visible_ascii_ids(manager: SessionManager) -> None:
+    first = await manager.create()
+    second = await manager.create()
+
+    assert first.id != second.id
+    for session_id in (first.id, second.id):
+        assert len(session_id) >= 32
+        assert all(0x21 <= ord(char) <= 0x7E for char in session_id)
+
+
+async def test_a_created_session_serves_requests(manager: SessionManager) -> None:
+    session = await manager.create()
+
+    frames = await initialize_over_sse(session)
+
+    assert len(frames) == 1
+    assert b'"id":1' in frames[0]
+    assert b'"protocolVersion":"2025-11-25"' in frames[0]
+    assert len(session.log) == 1
+
+
+async def test_the_cap_refuses_new_sessions_with_retry_after(manager: SessionManager) -> None:
+    held = [await manager.create() for _ in range(manager.settings.max_sessions)]
+
+    with pytest.raises(NodeFull) as raised:
+        await manager.create()
+
+    assert raised.value.status == 503
+    assert int(raised.value.headers["Retry-After"]) > 0
+    assert len(manager) == len(held)
+
+
+async def test_closing_a_session_makes_room_under_the_cap(manager: SessionManager) -> None:
+    held = [await manager.create() for _ in range(manager.settings.max_sessions)]
+    await manager.close(held[0].id, "make room")
+
+    replacement = await manager.create()
+
+    assert manager.get(replacement.id) is replacement
+
+
+# --- close -----------------------------------------------------------------------
+
+
+async def test_close_forgets_the_session_and_frees_what_it_held(manager: SessionManager) -> None:
+    session = await manager.create()
+    await initialize_over_sse(session)
+    assert session.streams
+    assert len(session.log) > 0
+
+    assert await manager.close(session.id, "test") is True
+
+    assert manager.get(session.id) is None
+    assert len(manager) == 0
+    assert session.closed
+    assert session_tasks(session) == []
+    assert session.streams == {}
+    assert len(session.log) == 0
+    assert session.log.size_bytes == 0
+
+
+async def test_close_leaves_other_sessions_alone(manager: SessionManager) -> None:
+    closing = await manager.create()
+    staying = await manager.create()
+
+    await manager.close(closing.id, "test")
+
+    assert manager.get(staying.id) is staying
+    assert len(session_tasks(staying)) == 1
+    assert not staying.closed
+
+
+async def test_close_is_idempotent(manager: SessionManager) -> None:
+    session = await manager.create()
+
+    assert await manager.close(session.id, "first") is True
+    assert await manager.close(session.id, "second") is False
+
+
+async def test_close_of_an_unknown_id_returns_false(manager: SessionManager) -> None:
+    assert await manager.close("no-such-session", "test") is False
+
+
+async def test_concurrent_closes_free_the_session_once(manager: SessionManager) -> None:
+    session = await manager.create()
+
+    first, second = await asyncio.gather(manager.close(session.id, "one"), manager.close(session.id, "two"))
+
+    assert (first, second) == (True, False)
+    assert session_tasks(session) == []
+
+
+async def test_close_takes_the_session_out_of_the_table_before_it_winds_down(manager: SessionManager) -> None:
+    session = await manager.create()
+
+    closing = asyncio.create_task(manager.close(session.id, "test"))
+    await asyncio.sleep(0)  # let close run up to its first await
+
+    assert manager.get(session.id) is None
+    assert await closing is True
+
+
+async def test_close_ends_an_open_standalone_stream(manager: SessionManager) -> None:
+    session = await manager.create()
+    connection = session.open_standalone_stream()
+    assert connection is not None
+
+    await manager.close(session.id, "test")
+
+    assert not connection.open
+    async with asyncio.timeout(PATIENCE):
+        assert [frame async for frame in connection.frames(keepalive=60.0)] == []
+
+
+async def test_close_all_closes_every_session(manager: SessionManager) -> None:
+    sessions = [await manager.create() for _ in range(3)]
+
+    await manager.close_all("shutdown")
+
+    assert len(manager) == 0
+    assert all(session.closed for session in sessions)
+    assert all(session_tasks(session) == [] for session in sessions)
+
+
+# --- idle reaping -------------------------------------------------------------------
+
+
+async def test_an_idle_session_is_reaped(reaping_manager: SessionManager) -> None:
+    session = await reaping_manager.create()
+
+    assert await eventually(lambda: reaping_manager.get(session.id) is None)
+    assert await eventually(lambda: session_tasks(session) == [])
+    assert session.closed
+
+
+async def test_a_session_with_an_open_standalone_stream_is_not_reaped(reaping_manager: SessionManager) -> None:
+    streaming = await reaping_manager.create()
+    connection = streaming.open_standalone_stream()
+    assert connection is not None
+    # Created after `streaming`, so whenever the reaper finds `idle` past its timeout,
+    # `streaming` is past it too: only its open stream can keep it.
+    idle = await reaping_manager.create()
+
+    assert await eventually(lambda: reaping_manager.get(idle.id) is None)
+
+    assert reaping_manager.get(streaming.id) is streaming
+    assert not streaming.closed
+    assert connection.open
+
+    # Once the stream is gone (the consumer detaches it when the response ends), it is reaped.
+    connection.finish()
+    streaming.streams[STANDALONE_STREAM].detach(connection)
+    assert await eventually(lambda: reaping_manager.get(streaming.id) is None)
+
+
+async def test_a_session_with_a_request_in_flight_is_not_reaped(reaping_manager: SessionManager) -> None:
+    busy = await reaping_manager.create()
+    busy.in_flight += 1
+    idle = await reaping_manager.create()
+
+    assert await eventually(lambda: reaping_manager.get(idle.id) is None)
+
+    assert reaping_manager.get(busy.id) is busy
+    busy.in_flight -= 1
+    busy.touch()
+    assert await eventually(lambda: reaping_manager.get(busy.id) is None)
