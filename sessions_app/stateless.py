@@ -39,6 +39,8 @@ from mcp.types import (
     ProgressToken,
     RequestId,
 )
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from . import wire
@@ -48,6 +50,7 @@ from .request import McpRequest
 from .server_host import hosted_server
 from .session import MAX_PENDING_FRAMES, RequestInfo
 from .sse import SseConnection
+from .tool_param_headers import param_header_rejection
 
 
 class ResponseWriter(Protocol):
@@ -62,14 +65,23 @@ class ResponseWriter(Protocol):
 
 
 def is_stateless_request(decoded: Mapping[str, Any], request: McpRequest) -> bool:
-    """A message without a session that speaks the 2026-07-28 protocol."""
-    if request.session_id is not None or decoded.get("method") == "initialize":
+    """A message without a session that speaks the 2026-07-28 protocol (or a later, unknown one).
+
+    The `MCP-Protocol-Version` header decides when present: handshake-era
+    clients send it only after `initialize`, naming a handshake version. Without
+    it, the per-request `_meta` envelope does, except on `initialize`, which
+    opens a handshake session even when a client stamps the envelope on it.
+    """
+    if request.session_id is not None:
+        return False
+    version = request.headers.get(wire.PROTOCOL_VERSION_HEADER)
+    if version is not None:
+        return version not in HANDSHAKE_PROTOCOL_VERSIONS
+    if decoded.get("method") == "initialize":
         return False
     params = decoded.get("params")
     meta = params.get("_meta") if isinstance(params, Mapping) else None
-    if isinstance(meta, Mapping) and "io.modelcontextprotocol/protocolVersion" in meta:
-        return True
-    return request.headers.get(wire.PROTOCOL_VERSION_HEADER, "") >= "2026-07-28"
+    return isinstance(meta, Mapping) and PROTOCOL_VERSION_META_KEY in meta
 
 
 @dataclass
@@ -132,8 +144,7 @@ async def serve_stateless(
         else classify_inbound_request(decoded, headers=request.headers)
     )
     if isinstance(verdict, InboundLadderRejection):
-        rejection = wire.error_message(verdict.code, verdict.message, message.id, verdict.data)
-        await writer.send_json(ERROR_CODE_HTTP_STATUS.get(verdict.code, 400), wire.dump_message(rejection))
+        await _send_rejection(writer, verdict, message.id)
         return
 
     host = await hosted_server()
@@ -145,6 +156,10 @@ async def serve_stateless(
         progress_token=progress_token_from_params(message.params),
         outbox=outbox,
     )
+    param_rejection = await param_header_rejection(host, message, request.headers, verdict, context)
+    if param_rejection is not None:
+        await _send_rejection(writer, param_rejection, message.id)
+        return
     connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
 
     async def answer() -> JSONRPCResponse | JSONRPCError:
@@ -184,6 +199,11 @@ async def serve_stateless(
     finally:
         canceller.cancel()
         handler.cancel()
+
+
+async def _send_rejection(writer: ResponseWriter, rejection: InboundLadderRejection, request_id: RequestId) -> None:
+    error = wire.error_message(rejection.code, rejection.message, request_id, rejection.data)
+    await writer.send_json(ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), wire.dump_message(error))
 
 
 async def _cancel_on_disconnect(writer: ResponseWriter, handler: asyncio.Task[Any]) -> None:
