@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
@@ -36,31 +35,32 @@ def test_a_full_node_answers_503_with_retry_after(node_factory: StartNode, clien
 
 def test_too_many_requests_in_flight_answers_429(node_factory: StartNode, client: httpx.Client) -> None:
     node = node_factory(MCP_SERVER="tests.probe_server.server", MCP_MAX_REQUESTS_PER_SESSION="1")
-    session = open_session(client, node.mcp_url)
-    headers = session_headers(session)
-    hold = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "hold", "arguments": {"key": "l"}}}
-    answers: list[httpx.Response] = []
-    holder = threading.Thread(target=lambda: answers.append(httpx.post(node.mcp_url, json=hold, headers=headers)))
-    holder.start()
-    listing = {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}
-    for _ in range(100):
-        refused = client.post(node.mcp_url, json=listing, headers=headers)
-        if refused.status_code == 429:
-            break
-        time.sleep(0.05)  # the held request has not reached the node yet
-
-    assert refused.status_code == 429
-    release = {
+    headers = session_headers(open_session(client, node.mcp_url))
+    hold = {
         "jsonrpc": "2.0",
-        "id": 4,
+        "id": 2,
         "method": "tools/call",
-        "params": {"name": "release", "arguments": {"key": "l"}},
+        "params": {"name": "hold", "arguments": {"key": "l"}, "_meta": {"progressToken": "t"}},
     }
-    # The one slot is taken, so release through a second session.
-    other = session_headers(open_session(client, node.mcp_url))
-    assert client.post(node.mcp_url, json=release, headers=other).status_code == 200
-    holder.join(10)
-    assert "released l" in answers[0].text
+    with httpx.Client(timeout=10.0) as holder, holder.stream("POST", node.mcp_url, json=hold, headers=headers) as held:
+        # The progress event proves the held request is in flight. (Keep the
+        # line iterator alive: closing it would close the response.)
+        lines = held.iter_lines()
+        while "notifications/progress" not in next(lines):
+            pass
+
+        refused = client.post(node.mcp_url, json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=headers)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == -32600
+
+        # The one slot is taken, so release through a second session.
+        release = {"name": "release", "arguments": {"key": "l"}}
+        other = session_headers(open_session(client, node.mcp_url))
+        released = client.post(
+            node.mcp_url, json={"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": release}, headers=other
+        )
+        assert released.status_code == 200
+        assert any("released l" in line for line in lines)
 
 
 def test_idle_sessions_are_reaped(node_factory: StartNode, client: httpx.Client) -> None:
