@@ -15,12 +15,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from sessions_app.consumer import McpConsumer  # noqa: E402
+from sessions_app.misroute import MisrouteLoggingMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
-                path("mcp", McpConsumer.as_asgi()),
+                path("mcp", MisrouteLoggingMiddleware(McpConsumer.as_asgi())),  # type: ignore[arg-type]
                 re_path(r"", django_asgi_app),  # type: ignore[arg-type]  # an ASGI app, not a view
             ]
         ),

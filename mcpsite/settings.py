@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -119,6 +120,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -137,9 +139,26 @@ if REDIS_URL:
             },
         },
     }
+    # The session registry's own alias: keys exactly `mcp:session:{id}` (no
+    # django-redis prefix or version), JSON values, and short socket timeouts
+    # so that a Redis outage fails fast instead of stalling the registry.
+    CACHES["mcp_registry"] = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_FUNCTION": "sessions_app.registry.redis.raw_key",
+        "OPTIONS": {
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+            "SOCKET_CONNECT_TIMEOUT": 1.0,
+            "SOCKET_TIMEOUT": 1.0,
+        },
+    }
+    _DEFAULT_REGISTRY = "sessions_app.registry.redis.RedisSessionRegistry"
+    _DEFAULT_REGISTRY_OPTIONS: dict[str, str] = {"cache_alias": "mcp_registry"}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    _DEFAULT_REGISTRY = "sessions_app.registry.locmem.LocMemSessionRegistry"
+    _DEFAULT_REGISTRY_OPTIONS = {}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -192,6 +211,23 @@ MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
 # Answer requests with one JSON body instead of an SSE stream (handshake era).
 MCP_JSON_RESPONSE = env_bool("MCP_JSON_RESPONSE", False)
 
+# --- Cluster: the session registry, node liveness, shutdown ------------------
+
+# Registry backend (dotted path); Redis when REDIS_URL is set, else in-process.
+MCP_SESSION_REGISTRY = os.environ.get("MCP_SESSION_REGISTRY", _DEFAULT_REGISTRY)
+MCP_REGISTRY_OPTIONS = _DEFAULT_REGISTRY_OPTIONS
+# Seconds a session record lives in the registry if nothing deletes it.
+MCP_SESSION_TTL = env_float("MCP_SESSION_TTL", 30 * 24 * 3600.0)
+# Seconds a node's heartbeat lasts; it is refreshed every third of that.
+MCP_NODE_HEARTBEAT_TTL = env_float("MCP_NODE_HEARTBEAT_TTL", 10.0)
+# Seconds between reaper passes, and how long an owner must be gone before its records go.
+MCP_REAPER_INTERVAL = env_float("MCP_REAPER_INTERVAL", 30.0)
+MCP_STALE_GRACE = env_float("MCP_STALE_GRACE", 60.0)
+# On SIGTERM: seconds /healthz reports 503 before sessions are closed, and the
+# most the whole shutdown may take.
+MCP_SHUTDOWN_DRAIN_DELAY = env_float("MCP_SHUTDOWN_DRAIN_DELAY", 2.0)
+MCP_SHUTDOWN_GRACE = env_float("MCP_SHUTDOWN_GRACE", 10.0)
+
 LOGGING = {
     "version": 1,
     # Keep daphne's and Django's own loggers: disabling them hides daphne's warnings.
@@ -206,5 +242,7 @@ LOGGING = {
     "loggers": {
         # The SDK logs every request at INFO; keep it to warnings.
         "mcp": {"level": "WARNING"},
+        # runserver prints its own access log; do not print it twice.
+        "django.channels.server": {"propagate": False},
     },
 }

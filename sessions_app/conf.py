@@ -30,6 +30,11 @@ class McpSettings:
     sse_retry_ms: int
     sse_keepalive: float
     json_response: bool
+    node_heartbeat_ttl: float
+    reaper_interval: float
+    stale_grace: float
+    shutdown_drain_delay: float
+    shutdown_grace: float
 
 
 @functools.cache
@@ -48,12 +53,18 @@ def mcp_settings() -> McpSettings:
         sse_retry_ms=settings.MCP_SSE_RETRY_MS,
         sse_keepalive=settings.MCP_SSE_KEEPALIVE,
         json_response=settings.MCP_JSON_RESPONSE,
+        node_heartbeat_ttl=settings.MCP_NODE_HEARTBEAT_TTL,
+        reaper_interval=settings.MCP_REAPER_INTERVAL,
+        stale_grace=settings.MCP_STALE_GRACE,
+        shutdown_drain_delay=settings.MCP_SHUTDOWN_DRAIN_DELAY,
+        shutdown_grace=settings.MCP_SHUTDOWN_GRACE,
     )
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive integer")
-    if loaded.session_idle_timeout <= 0 or loaded.sse_keepalive <= 0:
-        raise ImproperlyConfigured("MCP_SESSION_IDLE_TIMEOUT and MCP_SSE_KEEPALIVE must be positive")
+    for name in ("session_idle_timeout", "sse_keepalive", "node_heartbeat_ttl", "reaper_interval", "shutdown_grace"):
+        if getattr(loaded, name) <= 0:
+            raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive number of seconds")
     return loaded
 
 

@@ -35,6 +35,7 @@ from .exceptions import (
     TooManyRequests,
     TransportError,
 )
+from .misroute import report_miss
 from .request import (
     McpRequest,
     parse_message_object,
@@ -51,6 +52,9 @@ from .stateless import is_stateless_request, serve_stateless
 logger = logging.getLogger(__name__)
 
 ALLOWED_METHODS = "GET, POST, DELETE"
+# One answer for every session we cannot serve: ended, reaped, never existed,
+# or alive on another node. Clients recover the same way from all of them.
+SESSION_NOT_FOUND = "Session not found on this node: it ended or lives elsewhere; send initialize to start a new one"
 
 
 class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no types
@@ -172,6 +176,7 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
             await manager.close(session.id, "initialize refused")
             await self.send_json(200, wire.dump_message(reply))
             return
+        manager.publish(session)
         await self.send_json(200, wire.dump_message(reply), {wire.SESSION_ID_HEADER: session.id})
 
     async def serve_request(self, session: McpSession, stream: Stream, message: SessionMessage) -> None:
@@ -208,11 +213,23 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         await self.send_stream(session, session.streams[stream_number], connection)
 
     async def delete(self, request: McpRequest) -> None:
-        session = self.find_session(request)
-        await session_manager().close(session.id, "client DELETE")
+        session_id = self.session_id_of(request)
+        # The one close path also ends a session that lives on another node.
+        if not await session_manager().close(session_id, "client DELETE"):
+            raise SessionNotFound(SESSION_NOT_FOUND)
         await self.send_json(204, b"")
 
     def find_session(self, request: McpRequest) -> McpSession:
+        """The session this request names, from this process's table only (no registry read)."""
+        session_id = self.session_id_of(request)
+        session = session_manager().get(session_id)
+        if session is None:
+            # The misroute middleware looks the id up in the registry after we answer.
+            report_miss(self.scope, session_id)
+            raise SessionNotFound(SESSION_NOT_FOUND)
+        return session
+
+    def session_id_of(self, request: McpRequest) -> str:
         session_id = request.session_id
         if session_id is None:
             raise BadRequest("Bad Request: Mcp-Session-Id header is required")
@@ -220,10 +237,7 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         version = request.headers.get(wire.PROTOCOL_VERSION_HEADER)
         if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
             raise BadRequest(f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r} for a session")
-        session = session_manager().get(session_id)
-        if session is None:
-            raise SessionNotFound("Session not found: it ended or lives elsewhere; send initialize to start a new one")
-        return session
+        return session_id
 
     # --- responses --------------------------------------------------------
 

@@ -93,6 +93,8 @@ class McpSession:
     client_name: str = ""
     client_version: str = ""
     in_flight: int = 0
+    # Set once the session's record was handed to the registry.
+    published: bool = False
     last_active: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:

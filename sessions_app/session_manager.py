@@ -1,13 +1,19 @@
-"""This process's table of live handshake-era sessions.
+"""This process's table of live handshake-era sessions, and the one way they end.
 
 The manager admits new sessions (up to MCP_MAX_SESSIONS), finds them by id,
-reaps idle ones, and closes them through one path, `close`. Its ordering
-rules, which matter under concurrency:
+reaps idle ones, and closes sessions through one path, `close`, whoever asks:
+DELETE, the idle reaper, the admin, the management command, a message from
+another node, the server loop ending, and shutdown. Ordering rules that
+matter under concurrency:
 
-- a session is put in the table before its first await, and taken out before
-  any await in `close`, so an id either answers or 404s, never half of each;
+- a session enters the table with its first request and leaves it before
+  `close` awaits anything, so an id either answers or 404s, never half of each;
 - `close` is idempotent: the first caller frees the session, later ones find
-  nothing to do.
+  nothing to do;
+- the registry record is deleted whatever happened locally: a local stop that
+  raises is logged and the record still goes, and a session this process does
+  not hold (another node's, or a previous life's) is closed by a message to its
+  owner's channel and its record deleted here.
 """
 
 from __future__ import annotations
@@ -21,10 +27,16 @@ from channels.layers import get_channel_layer
 
 from .conf import McpSettings, mcp_settings
 from .exceptions import NodeFull
+from .node import ClusterNode, this_node
+from .registry import RegistryUnavailable, SessionRecord
 from .server_host import hosted_server
-from .session import McpSession
+from .session import CLOSE_MESSAGE, McpSession
+from .wire import retry_frame
 
 logger = logging.getLogger(__name__)
+
+# How long closing a session held elsewhere waits for its record to be deleted.
+REMOTE_CLOSE_WAIT = 2.0
 
 
 def new_session_id() -> str:
@@ -33,8 +45,9 @@ def new_session_id() -> str:
 
 
 class SessionManager:
-    def __init__(self, settings: McpSettings) -> None:
+    def __init__(self, settings: McpSettings, node: ClusterNode) -> None:
         self.settings = settings
+        self.node = node
         self._sessions: dict[str, McpSession] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[bool]] = set()
@@ -49,9 +62,12 @@ class SessionManager:
         return list(self._sessions.values())
 
     async def create(self) -> McpSession:
+        if self.node.draining:
+            raise NodeFull("Service Unavailable: this node is shutting down", headers={"Retry-After": "1"})
         if len(self._sessions) >= self.settings.max_sessions:
             logger.warning("Refusing a new MCP session: %d sessions are open", len(self._sessions))
             raise NodeFull("Service Unavailable: this node holds its maximum of sessions", headers={"Retry-After": "5"})
+        self.node.start()
         host = await hosted_server()
         layer = get_channel_layer()
         channel_name = await layer.new_channel(prefix="mcp-session.") if layer is not None else ""
@@ -61,21 +77,55 @@ class SessionManager:
         self._ensure_reaper()
         return session
 
+    def publish(self, session: McpSession) -> None:
+        """Record an established session in the registry (one write, made in the background)."""
+        session.published = True
+        self.node.writer.add(
+            SessionRecord(
+                session_id=session.id,
+                node_id=self.node.node_id,
+                boot_id=self.node.boot_id,
+                channel_name=session.channel_name,
+                created_at=session.created_at,
+                protocol_version=session.protocol_version,
+                client_name=session.client_name,
+                client_version=session.client_version,
+            )
+        )
+
     async def close(self, session_id: str, reason: str) -> bool:
-        """The one way a session ends. Returns False if this node did not hold it."""
+        """End a session wherever it lives. Returns False if nobody knew it."""
         session = self._sessions.pop(session_id, None)
         if session is None:
-            return False
+            return await self._close_elsewhere(session_id, reason)
         logger.info("Closing MCP session %s: %s", session_id[:8], reason)
         try:
-            await session.stop()
+            await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
         except Exception:
-            logger.exception("MCP session %s did not stop cleanly; it is forgotten anyway", session_id[:8])
+            logger.exception("MCP session %s did not stop cleanly; its record goes anyway", session_id[:8])
+        if session.published:
+            self.node.writer.remove(session_id)
         return True
 
+    async def _close_elsewhere(self, session_id: str, reason: str) -> bool:
+        try:
+            record = await self.node.registry.aget(session_id)
+        except RegistryUnavailable as exc:
+            logger.warning("Cannot look up MCP session %s to close it: %s", session_id[:8], exc)
+            record = None
+        if record is not None and record.channel_name:
+            layer = get_channel_layer()
+            try:
+                if layer is not None:
+                    await layer.send(record.channel_name, {"type": CLOSE_MESSAGE, "reason": reason})
+            except Exception:
+                logger.exception("Could not ask node %s to close MCP session %s", record.node_id, session_id[:8])
+        self.node.writer.remove(session_id)
+        await self.node.writer.settled(session_id, REMOTE_CLOSE_WAIT)
+        return record is not None
+
     async def close_all(self, reason: str) -> None:
-        for session_id in list(self._sessions):
-            await self.close(session_id, reason)
+        await asyncio.gather(*(self.close(session_id, reason) for session_id in list(self._sessions)))
 
     def close_soon(self, session: McpSession, reason: str) -> None:
         """Close `session` from a task of its own (for callers inside the session)."""
@@ -107,5 +157,5 @@ def session_manager() -> SessionManager:
     global _manager
     settings = mcp_settings()
     if _manager is None or _manager.settings is not settings:
-        _manager = SessionManager(settings)
+        _manager = SessionManager(settings, this_node())
     return _manager

@@ -2,10 +2,13 @@
 
 from django.http import HttpRequest, JsonResponse
 
-from .conf import mcp_settings
+from .node import this_node
 from .session_manager import session_manager
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for the load balancer: this node's id and how many sessions it holds."""
-    return JsonResponse({"status": "ok", "node": mcp_settings().node_id, "sessions": len(session_manager())})
+    """For the load balancer: 200 while this node takes new work, 503 while it drains."""
+    node = this_node()
+    node.start()
+    body = {"status": "draining" if node.draining else "ok", "node": node.node_id, "sessions": len(session_manager())}
+    return JsonResponse(body, status=503 if node.draining else 200)

@@ -16,6 +16,12 @@ import httpx2 as httpx
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+# What every test node gets unless the test says otherwise.
+TEST_NODE_DEFAULTS = {
+    "DJANGO_SETTINGS_MODULE": "tests.settings",
+    # Nothing watches a test node's /healthz: no need to wait before closing sessions.
+    "MCP_SHUTDOWN_DRAIN_DELAY": "0",
+}
 
 
 def free_port() -> int:
@@ -42,7 +48,7 @@ class Node:
         return f"{self.url}/mcp"
 
     def start(self, timeout: float = 20.0) -> Node:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **self.env}
+        env = {**os.environ, **TEST_NODE_DEFAULTS, **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", LOOPBACK, "-p", str(self.port), "mcpsite.asgi:application"],

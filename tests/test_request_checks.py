@@ -37,6 +37,11 @@ SETTINGS = McpSettings(
     sse_retry_ms=1000,
     sse_keepalive=15.0,
     json_response=False,
+    node_heartbeat_ttl=10.0,
+    reaper_interval=30.0,
+    stale_grace=60.0,
+    shutdown_drain_delay=0.0,
+    shutdown_grace=5.0,
 )
 ACCEPT_BOTH = "application/json, text/event-stream"
 

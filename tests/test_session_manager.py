@@ -13,8 +13,11 @@ from mcp.types import JSONRPCRequest
 
 from sessions_app.conf import McpSettings
 from sessions_app.exceptions import NodeFull
+from sessions_app.node import ClusterNode
+from sessions_app.registry.locmem import LocMemSessionRegistry
 from sessions_app.session import STANDALONE_STREAM, McpSession, RequestInfo
 from sessions_app.session_manager import SessionManager
+from sessions_app.wire import retry_frame
 
 IDLE_TIMEOUT = 0.05
 # How long a poll waits for something the reaper should do within a few of its passes.
@@ -36,21 +39,34 @@ SETTINGS = McpSettings(
     sse_retry_ms=1000,
     sse_keepalive=15.0,
     json_response=False,
+    node_heartbeat_ttl=10.0,
+    reaper_interval=30.0,
+    stale_grace=60.0,
+    shutdown_drain_delay=0.0,
+    shutdown_grace=5.0,
 )
+
+
+def local_node(settings: McpSettings) -> ClusterNode:
+    """A cluster node with an in-process registry, as on a development node."""
+    return ClusterNode(settings, LocMemSessionRegistry(session_ttl=60.0, node_ttl=10.0), handle_sigterm=False)
 
 
 @pytest.fixture
 async def manager() -> AsyncIterator[SessionManager]:
-    manager = SessionManager(SETTINGS)
+    manager = SessionManager(SETTINGS, local_node(SETTINGS))
     yield manager
     await manager.close_all("test over")
+    await manager.node.stop()
 
 
 @pytest.fixture
 async def reaping_manager() -> AsyncIterator[SessionManager]:
-    manager = SessionManager(dataclasses.replace(SETTINGS, session_idle_timeout=IDLE_TIMEOUT))
+    settings = dataclasses.replace(SETTINGS, session_idle_timeout=IDLE_TIMEOUT)
+    manager = SessionManager(settings, local_node(settings))
     yield manager
     await manager.close_all("test over")
+    await manager.node.stop()
 
 
 def session_tasks(session: McpSession) -> list[asyncio.Task[object]]:
@@ -199,8 +215,8 @@ async def test_close_takes_the_session_out_of_the_table_before_it_winds_down(man
     assert await closing is True
 
 
-async def test_close_ends_an_open_standalone_stream(manager: SessionManager) -> None:
-    session = await manager.create()
+async def test_close_ends_an_open_standalone_stream_with_a_retry_hint(manager: SessionManager) -> None:
+    session = await manager.create()  # not initialized: no priming event, so only the close shows
     connection = session.open_standalone_stream()
     assert connection is not None
 
@@ -208,7 +224,8 @@ async def test_close_ends_an_open_standalone_stream(manager: SessionManager) -> 
 
     assert not connection.open
     async with asyncio.timeout(PATIENCE):
-        assert [frame async for frame in connection.frames(keepalive=60.0)] == []
+        frames = [frame async for frame in connection.frames(keepalive=60.0)]
+    assert frames == [retry_frame(SETTINGS.sse_retry_ms)]
 
 
 async def test_close_all_closes_every_session(manager: SessionManager) -> None:

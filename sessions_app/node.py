@@ -1,0 +1,101 @@
+"""This process as a member of the cluster.
+
+`this_node()` is the node's identity (its configured id and a random boot id
+for this life of the process) together with its background services: the
+registry writer, the heartbeat, the reaper and the SIGTERM drain. daphne has no
+ASGI lifespan, so the services start on the first request that needs them
+(`start()` is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from .conf import McpSettings, mcp_settings
+from .liveness import every, reap_stale_records
+from .registry import SessionRegistry, session_registry
+from .registry_writer import RegistryWriter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterNode:
+    settings: McpSettings
+    registry: SessionRegistry
+    boot_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    draining: bool = False
+    # Off for nodes embedded in tests, whose process is not a server.
+    handle_sigterm: bool = True
+
+    def __post_init__(self) -> None:
+        self.writer = RegistryWriter(self.registry)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._missing_since: dict[tuple[str, str], float] = {}
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        heartbeat = self.settings.node_heartbeat_ttl / 3
+        self._tasks = [
+            loop.create_task(every(heartbeat, "Node heartbeat", self._beat), name="mcp-heartbeat"),
+            loop.create_task(every(self.settings.reaper_interval, "Reaper", self._reap), name="mcp-reaper"),
+        ]
+        if self.handle_sigterm:
+            _install_sigterm_drain(loop)
+
+    async def _beat(self) -> None:
+        await self.registry.aheartbeat(self.node_id, self.boot_id)
+
+    async def _reap(self) -> None:
+        await reap_stale_records(self.registry, self.settings.stale_grace, self._missing_since, time.monotonic())
+
+    async def stop(self) -> None:
+        """Stop heartbeating and say goodbye, so the others see this node gone at once."""
+        for task in self._tasks:
+            task.cancel()
+        await self.registry.aforget_node(self.node_id, self.boot_id)
+
+
+_node: ClusterNode | None = None
+
+
+def this_node() -> ClusterNode:
+    global _node
+    settings = mcp_settings()
+    if _node is None or _node.settings is not settings:
+        _node = ClusterNode(settings, session_registry())
+    return _node
+
+
+def _install_sigterm_drain(loop: asyncio.AbstractEventLoop) -> None:
+    """On SIGTERM, drain this node (see shutdown.py) instead of stopping at once."""
+    from .shutdown import drain_then_stop
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs between bytecodes; hand the work to the loop.
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_stop(lambda: _chain(previous, signum))))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _chain(previous: Any, signum: int) -> None:
+    """Let the server's own SIGTERM handling (daphne: stop Twisted's reactor) finish the job."""
+    if callable(previous):
+        previous(signum, None)
+    else:
+        raise SystemExit(0)

@@ -1,0 +1,142 @@
+"""The session registry: which handshake-era sessions exist in the cluster, and where.
+
+A record says which node owns a session and how to reach it (its channel-layer
+channel), never anything about its transport state, which lives only in the
+owner's memory. Records are written when a session is created and deleted when
+it closes; nothing reads or writes them while a live session is being served.
+
+Nodes also keep a heartbeat, `node:{node_id}` -> boot id, with a short TTL: a
+record is "live" while its owner's heartbeat carries the boot id the record was
+written under, so a node that restarts under the same name does not vouch for
+its previous life's sessions.
+
+Backends implement the sync methods; the async twins run them in a thread so
+that a slow or unreachable Redis never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SESSION_KEY_PREFIX = "mcp:session:"
+NODE_KEY_PREFIX = "mcp:node:"
+
+
+def session_key(session_id: str) -> str:
+    return f"{SESSION_KEY_PREFIX}{session_id}"
+
+
+def node_key(node_id: str) -> str:
+    return f"{NODE_KEY_PREFIX}{node_id}"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What the registry knows about one session.
+
+    Serialized with `to_dict`/`from_dict`; a field added here must get a
+    default in `from_dict` so records written by older nodes still load.
+    """
+
+    session_id: str
+    node_id: str
+    boot_id: str
+    channel_name: str
+    created_at: float
+    protocol_version: str
+    client_name: str = ""
+    client_version: str = ""
+    principal: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
+        return cls(
+            session_id=str(data["session_id"]),
+            node_id=str(data["node_id"]),
+            boot_id=str(data.get("boot_id", "")),
+            channel_name=str(data.get("channel_name", "")),
+            created_at=float(data.get("created_at", 0.0)),
+            protocol_version=str(data.get("protocol_version", "")),
+            client_name=str(data.get("client_name", "")),
+            client_version=str(data.get("client_version", "")),
+            principal=str(data.get("principal", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    record: SessionRecord
+    # Seconds until the key expires; None if it has no expiry.
+    ttl: float | None
+
+
+class RegistryUnavailable(Exception):
+    """The registry's store could not be reached or answered with an error."""
+
+
+class SessionRegistry(ABC):
+    """The contract every backend keeps. Methods raise RegistryUnavailable on store failures."""
+
+    def __init__(self, *, session_ttl: float, node_ttl: float) -> None:
+        self.session_ttl = session_ttl
+        self.node_ttl = node_ttl
+
+    @abstractmethod
+    def add(self, record: SessionRecord) -> None:
+        """Write the record with the session TTL (one write)."""
+
+    @abstractmethod
+    def remove(self, session_id: str) -> None:
+        """Delete the record if present (one write)."""
+
+    @abstractmethod
+    def get(self, session_id: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    def records(self) -> list[ListedRecord]:
+        """Every record in the cluster, with its remaining TTL."""
+
+    @abstractmethod
+    def heartbeat(self, node_id: str, boot_id: str) -> None:
+        """Say that `node_id` (this life of it: `boot_id`) is alive for the next node TTL."""
+
+    @abstractmethod
+    def forget_node(self, node_id: str, boot_id: str) -> None:
+        """Drop the heartbeat, if it is still this life's (a clean shutdown)."""
+
+    @abstractmethod
+    def live_nodes(self) -> dict[str, str]:
+        """Node id -> boot id of every node whose heartbeat has not expired."""
+
+    def node_boot_id(self, node_id: str) -> str | None:
+        return self.live_nodes().get(node_id)
+
+    async def aadd(self, record: SessionRecord) -> None:
+        await asyncio.to_thread(self.add, record)
+
+    async def aremove(self, session_id: str) -> None:
+        await asyncio.to_thread(self.remove, session_id)
+
+    async def aget(self, session_id: str) -> SessionRecord | None:
+        return await asyncio.to_thread(self.get, session_id)
+
+    async def arecords(self) -> list[ListedRecord]:
+        return await asyncio.to_thread(self.records)
+
+    async def aheartbeat(self, node_id: str, boot_id: str) -> None:
+        await asyncio.to_thread(self.heartbeat, node_id, boot_id)
+
+    async def aforget_node(self, node_id: str, boot_id: str) -> None:
+        await asyncio.to_thread(self.forget_node, node_id, boot_id)
+
+    async def alive_nodes(self) -> dict[str, str]:
+        return await asyncio.to_thread(self.live_nodes)
+
+    async def anode_boot_id(self, node_id: str) -> str | None:
+        return await asyncio.to_thread(self.node_boot_id, node_id)

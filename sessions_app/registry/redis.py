@@ -1,0 +1,105 @@
+"""The Redis registry, through django-redis (cache alias `mcp_registry`).
+
+That alias has `KEY_FUNCTION = "sessions_app.registry.redis.raw_key"`, so keys
+are stored exactly as `mcp:session:{id}` and `mcp:node:{id}`, with no
+django-redis prefix or version, and a JSON serializer so operators can read
+them with redis-cli.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.cache import caches
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+from .base import (
+    NODE_KEY_PREFIX,
+    SESSION_KEY_PREFIX,
+    ListedRecord,
+    RegistryUnavailable,
+    SessionRecord,
+    SessionRegistry,
+    node_key,
+    session_key,
+)
+
+T = TypeVar("T")
+
+
+def raw_key(key: str, key_prefix: str, version: int) -> str:
+    """django-redis KEY_FUNCTION: the key as given."""
+    return key
+
+
+class RedisSessionRegistry(SessionRegistry):
+    def __init__(self, *, cache_alias: str = "mcp_registry", session_ttl: float, node_ttl: float) -> None:
+        super().__init__(session_ttl=session_ttl, node_ttl=node_ttl)
+        self.cache_alias = cache_alias
+
+    @property
+    def _cache(self) -> Any:
+        # Looked up per call: Django hands each thread its own cache object.
+        return caches[self.cache_alias]
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        try:
+            return operation()
+        except (RedisError, ConnectionInterrupted, OSError) as exc:
+            raise RegistryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def add(self, record: SessionRecord) -> None:
+        self._call(lambda: self._cache.set(session_key(record.session_id), record.to_dict(), self.session_ttl))
+
+    def remove(self, session_id: str) -> None:
+        self._call(lambda: self._cache.delete(session_key(session_id)))
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        data = self._call(lambda: self._cache.get(session_key(session_id)))
+        return SessionRecord.from_dict(data) if isinstance(data, dict) else None
+
+    def records(self) -> list[ListedRecord]:
+        def read() -> list[ListedRecord]:
+            cache = self._cache
+            keys = list(cache.iter_keys(f"{SESSION_KEY_PREFIX}*"))
+            values = cache.get_many(keys)
+            pipeline = cache.client.get_client(write=False).pipeline(transaction=False)
+            for key in keys:
+                pipeline.ttl(key)
+            ttls = dict(zip(keys, pipeline.execute(), strict=True))
+            return [
+                ListedRecord(SessionRecord.from_dict(value), _seconds(ttls.get(key)))
+                for key, value in values.items()
+                if isinstance(value, dict)
+            ]
+
+        return self._call(read)
+
+    def heartbeat(self, node_id: str, boot_id: str) -> None:
+        self._call(lambda: self._cache.set(node_key(node_id), boot_id, self.node_ttl))
+
+    def forget_node(self, node_id: str, boot_id: str) -> None:
+        def forget() -> None:
+            if self._cache.get(node_key(node_id)) == boot_id:
+                self._cache.delete(node_key(node_id))
+
+        self._call(forget)
+
+    def live_nodes(self) -> dict[str, str]:
+        def read() -> dict[str, str]:
+            cache = self._cache
+            values = cache.get_many(list(cache.iter_keys(f"{NODE_KEY_PREFIX}*")))
+            return {key.removeprefix(NODE_KEY_PREFIX): str(boot) for key, boot in values.items()}
+
+        return self._call(read)
+
+    def node_boot_id(self, node_id: str) -> str | None:
+        boot = self._call(lambda: self._cache.get(node_key(node_id)))
+        return None if boot is None else str(boot)
+
+
+def _seconds(ttl: Any) -> float | None:
+    """Redis TTL reply -> seconds left; -1 (no expiry) and -2 (gone) -> None."""
+    return float(ttl) if isinstance(ttl, int) and ttl >= 0 else None

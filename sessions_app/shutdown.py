@@ -1,0 +1,50 @@
+"""Graceful shutdown on SIGTERM, the production path (daphne).
+
+1. The node starts draining: /healthz answers 503, so the load balancer moves
+   new traffic away, and `initialize` is refused with 503.
+2. After MCP_SHUTDOWN_DRAIN_DELAY, while the balancer has noticed, every
+   session is closed through the one close path: its streams end with a
+   `retry:` hint (clients reconnect, are sent to a healthy node, get 404 and
+   re-initialize there) and its registry record is deleted.
+3. The node drops its heartbeat and stops the server.
+
+The whole drain is bounded by MCP_SHUTDOWN_GRACE; a second SIGTERM stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .node import this_node
+from .session_manager import session_manager
+
+logger = logging.getLogger(__name__)
+
+
+async def drain_then_stop(stop_server: Callable[[], None]) -> None:
+    node = this_node()
+    if node.draining:
+        logger.warning("Second SIGTERM: stopping now")
+        stop_server()
+        return
+    node.draining = True
+    settings = node.settings
+    started = time.monotonic()
+    manager = session_manager()
+    logger.warning("SIGTERM: draining %d sessions within %.1f s", len(manager), settings.shutdown_grace)
+    try:
+        async with asyncio.timeout(settings.shutdown_grace):
+            await asyncio.sleep(min(settings.shutdown_drain_delay, settings.shutdown_grace / 2))
+            await manager.close_all("node shutting down")
+            if not await node.writer.drain(within=max(settings.shutdown_grace - (time.monotonic() - started), 0.1)):
+                logger.warning("Shutdown: %d registry writes could not be made", node.writer.backlog)
+            await node.stop()
+    except TimeoutError:
+        logger.warning("Shutdown grace of %.1f s ran out; stopping anyway", settings.shutdown_grace)
+    except Exception:
+        logger.exception("Shutdown did not complete cleanly; stopping anyway")
+    logger.warning("Drained in %.2f s; stopping", time.monotonic() - started)
+    stop_server()
