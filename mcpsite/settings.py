@@ -146,6 +146,7 @@ if REDIS_URL:
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_FUNCTION": "sessions_app.registry.redis.raw_key",
+        "REVERSE_KEY_FUNCTION": "sessions_app.registry.redis.raw_key_reversed",
         "OPTIONS": {
             "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
             "SOCKET_CONNECT_TIMEOUT": 1.0,

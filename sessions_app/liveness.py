@@ -46,9 +46,11 @@ async def reap_stale_records(
     return removed
 
 
-async def every(interval: float, what: str, step: Callable[[], Awaitable[object]]) -> None:
+async def every(interval: float, what: str, step: Callable[[], Awaitable[object]], *, first_now: bool) -> None:
     """Run `step` every `interval` seconds forever; log the first failure of a run of them, and the recovery."""
     failing = False
+    if not first_now:
+        await asyncio.sleep(interval)
     while True:
         try:
             await step()

@@ -14,6 +14,7 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -39,6 +40,10 @@ class ClusterNode:
         self.writer = RegistryWriter(self.registry)
         self._tasks: list[asyncio.Task[None]] = []
         self._missing_since: dict[tuple[str, str], float] = {}
+        self._has_beaten = False
+        # Called when the store turns out to have lost this node's records
+        # (the session manager writes them again).
+        self.on_store_lost: Callable[[], None] = lambda: None
 
     @property
     def node_id(self) -> str:
@@ -50,14 +55,23 @@ class ClusterNode:
         loop = asyncio.get_running_loop()
         heartbeat = self.settings.node_heartbeat_ttl / 3
         self._tasks = [
-            loop.create_task(every(heartbeat, "Node heartbeat", self._beat), name="mcp-heartbeat"),
-            loop.create_task(every(self.settings.reaper_interval, "Reaper", self._reap), name="mcp-reaper"),
+            loop.create_task(every(heartbeat, "Node heartbeat", self._beat, first_now=True), name="mcp-heartbeat"),
+            # Nothing is urgent about reaping at start-up; it would only crowd it.
+            loop.create_task(
+                every(self.settings.reaper_interval, "Reaper", self._reap, first_now=False), name="mcp-reaper"
+            ),
         ]
         if self.handle_sigterm:
             _install_sigterm_drain(loop)
 
     async def _beat(self) -> None:
-        await self.registry.aheartbeat(self.node_id, self.boot_id)
+        still_there = await self.registry.aheartbeat(self.node_id, self.boot_id)
+        if self._has_beaten and not still_there:
+            # Our heartbeat vanished before its TTL: Redis restarted empty (or
+            # was flushed), and took our session records with it.
+            logger.warning("The session registry lost this node's heartbeat; writing its session records again")
+            self.on_store_lost()
+        self._has_beaten = True
 
     async def _reap(self) -> None:
         await reap_stale_records(self.registry, self.settings.stale_grace, self._missing_since, time.monotonic())

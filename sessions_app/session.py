@@ -262,10 +262,24 @@ class McpSession:
     # --- messages from other processes ------------------------------------
 
     async def _listen_channel(self) -> None:
+        """Take messages for this session from the channel layer, for as long as it lives.
+
+        The layer may be Redis, and Redis may go away: that must not end the
+        session, so failures are logged once and retried with a back-off.
+        """
         layer = get_channel_layer()
         assert layer is not None
+        delay = 0.0
         while True:
-            message = await layer.receive(self.channel_name)
+            try:
+                message = await layer.receive(self.channel_name)
+            except Exception as exc:
+                if delay == 0.0:
+                    logger.warning("MCP session %s cannot reach the channel layer (%s); retrying", self.id[:8], exc)
+                delay = min(max(delay * 2, 0.2), 5.0)
+                await asyncio.sleep(delay)
+                continue
+            delay = 0.0
             kind = message.get("type")
             if kind == CLOSE_MESSAGE:
                 self.request_close(self, str(message.get("reason", "closed through the channel layer"))[:200])

@@ -51,6 +51,7 @@ class SessionManager:
         self._sessions: dict[str, McpSession] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[bool]] = set()
+        node.on_store_lost = self.publish_all
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -92,6 +93,12 @@ class SessionManager:
                 client_version=session.client_version,
             )
         )
+
+    def publish_all(self) -> None:
+        """Write every established session's record again (the registry lost them)."""
+        for session in self._sessions.values():
+            if session.published:
+                self.publish(session)
 
     async def close(self, session_id: str, reason: str) -> bool:
         """End a session wherever it lives. Returns False if nobody knew it."""

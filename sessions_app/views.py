@@ -1,5 +1,7 @@
 """Plain Django views of the sessions app."""
 
+import asyncio
+
 from django.http import HttpRequest, JsonResponse
 
 from .node import this_node
@@ -10,5 +12,11 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     """For the load balancer: 200 while this node takes new work, 503 while it drains."""
     node = this_node()
     node.start()
-    body = {"status": "draining" if node.draining else "ok", "node": node.node_id, "sessions": len(session_manager())}
+    body = {
+        "status": "draining" if node.draining else "ok",
+        "node": node.node_id,
+        "sessions": len(session_manager()),
+        # Every session owns tasks; a count that only grows is a leak.
+        "tasks": len(asyncio.all_tasks()),
+    }
     return JsonResponse(body, status=503 if node.draining else 200)

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.nodes import Node
+from tests.redis_server import RedisServer
 
 StartNode = Callable[..., Node]
 
@@ -30,3 +31,11 @@ def node_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode
 def node(node_factory: StartNode) -> Node:
     """A node hosting the project's default MCP server."""
     return node_factory()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server for one test module."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

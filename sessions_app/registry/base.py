@@ -103,8 +103,12 @@ class SessionRegistry(ABC):
         """Every record in the cluster, with its remaining TTL."""
 
     @abstractmethod
-    def heartbeat(self, node_id: str, boot_id: str) -> None:
-        """Say that `node_id` (this life of it: `boot_id`) is alive for the next node TTL."""
+    def heartbeat(self, node_id: str, boot_id: str) -> bool:
+        """Say that `node_id` (this life of it: `boot_id`) is alive for the next node TTL.
+
+        Returns whether this life's heartbeat was still there: False on the
+        first beat, and after the store lost its data (a Redis restart).
+        """
 
     @abstractmethod
     def forget_node(self, node_id: str, boot_id: str) -> None:
@@ -129,8 +133,8 @@ class SessionRegistry(ABC):
     async def arecords(self) -> list[ListedRecord]:
         return await asyncio.to_thread(self.records)
 
-    async def aheartbeat(self, node_id: str, boot_id: str) -> None:
-        await asyncio.to_thread(self.heartbeat, node_id, boot_id)
+    async def aheartbeat(self, node_id: str, boot_id: str) -> bool:
+        return await asyncio.to_thread(self.heartbeat, node_id, boot_id)
 
     async def aforget_node(self, node_id: str, boot_id: str) -> None:
         await asyncio.to_thread(self.forget_node, node_id, boot_id)

@@ -37,9 +37,12 @@ class LocMemSessionRegistry(SessionRegistry):
         with self._lock:
             return [ListedRecord(record, expiry - now) for record, expiry in self._records.values() if expiry > now]
 
-    def heartbeat(self, node_id: str, boot_id: str) -> None:
+    def heartbeat(self, node_id: str, boot_id: str) -> bool:
+        now = time.monotonic()
         with self._lock:
-            self._nodes[node_id] = (boot_id, time.monotonic() + self.node_ttl)
+            previous = self._nodes.get(node_id)
+            self._nodes[node_id] = (boot_id, now + self.node_ttl)
+        return previous is not None and previous[0] == boot_id and previous[1] > now
 
     def forget_node(self, node_id: str, boot_id: str) -> None:
         with self._lock:

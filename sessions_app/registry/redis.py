@@ -1,9 +1,9 @@
 """The Redis registry, through django-redis (cache alias `mcp_registry`).
 
-That alias has `KEY_FUNCTION = "sessions_app.registry.redis.raw_key"`, so keys
-are stored exactly as `mcp:session:{id}` and `mcp:node:{id}`, with no
-django-redis prefix or version, and a JSON serializer so operators can read
-them with redis-cli.
+That alias has `KEY_FUNCTION` `raw_key` (and, for `iter_keys`, the
+`REVERSE_KEY_FUNCTION` `raw_key_reversed`), so keys are stored exactly as
+`mcp:session:{id}` and `mcp:node:{id}`, with no django-redis prefix or
+version, and a JSON serializer so operators can read them with redis-cli.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ T = TypeVar("T")
 
 def raw_key(key: str, key_prefix: str, version: int) -> str:
     """django-redis KEY_FUNCTION: the key as given."""
+    return key
+
+
+def raw_key_reversed(key: str) -> str:
+    """django-redis REVERSE_KEY_FUNCTION (used by iter_keys): the stored key is the key."""
     return key
 
 
@@ -77,8 +82,13 @@ class RedisSessionRegistry(SessionRegistry):
 
         return self._call(read)
 
-    def heartbeat(self, node_id: str, boot_id: str) -> None:
-        self._call(lambda: self._cache.set(node_key(node_id), boot_id, self.node_ttl))
+    def heartbeat(self, node_id: str, boot_id: str) -> bool:
+        def beat() -> bool:
+            was_there = bool(self._cache.get(node_key(node_id)) == boot_id)
+            self._cache.set(node_key(node_id), boot_id, self.node_ttl)
+            return was_there
+
+        return self._call(beat)
 
     def forget_node(self, node_id: str, boot_id: str) -> None:
         def forget() -> None:
