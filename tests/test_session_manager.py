@@ -14,6 +14,7 @@ from mcp.types import JSONRPCRequest
 from sessions_app.conf import McpSettings
 from sessions_app.exceptions import NodeFull
 from sessions_app.node import ClusterNode
+from sessions_app.registry import SessionRecord
 from sessions_app.registry.locmem import LocMemSessionRegistry
 from sessions_app.session import STANDALONE_STREAM, McpSession, RequestInfo
 from sessions_app.session_manager import SessionManager
@@ -280,3 +281,42 @@ async def test_a_session_with_a_request_in_flight_is_not_reaped(reaping_manager:
     busy.in_flight -= 1
     busy.touch()
     assert await eventually(lambda: reaping_manager.get(busy.id) is None)
+
+
+async def test_a_local_close_that_raises_still_removes_the_record(
+    manager: SessionManager, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = await manager.create()
+    manager.publish(session)
+    assert await manager.node.writer.settled(session.id, within=PATIENCE)
+    assert manager.node.registry.get(session.id) is not None
+
+    async def stop_that_fails(**kwargs: object) -> None:
+        raise RuntimeError("the session would not stop")
+
+    # The one stand-in in this file: nothing real makes a session's stop fail on demand.
+    monkeypatch.setattr(session, "stop", stop_that_fails)
+    assert await manager.close(session.id, "test") is True
+
+    assert manager.get(session.id) is None
+    assert await manager.node.writer.settled(session.id, within=PATIENCE)
+    assert manager.node.registry.get(session.id) is None
+    assert "did not stop cleanly" in caplog.text
+
+
+async def test_closing_a_session_held_nowhere_deletes_its_record(manager: SessionManager) -> None:
+    registry = manager.node.registry
+    registry.add(
+        SessionRecord(
+            session_id="ghost",
+            node_id="gone-node",
+            boot_id="old",
+            channel_name="",
+            created_at=0.0,
+            protocol_version="2025-11-25",
+        )
+    )
+
+    assert await manager.close("ghost", "test") is True
+    assert registry.get("ghost") is None
+    assert await manager.close("ghost", "test") is False
