@@ -139,7 +139,9 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
             await session.deliver(SessionMessage(message, ServerMessageMetadata(request_context=info)))
             await self.send_json(202, b"")
             return
-        if session.in_flight >= self.settings.max_requests_per_session:
+        # Counted in the session, not in open connections: a client that
+        # drops its streams must not pile up handlers without bound.
+        if session.pending_requests >= self.settings.max_requests_per_session:
             raise TooManyRequests("Too Many Requests: this session has too many requests in flight")
         try:
             stream = session.open_request_stream(message, json_response=self.settings.json_response)

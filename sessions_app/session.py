@@ -164,6 +164,11 @@ class McpSession:
                 await task
 
     @property
+    def pending_requests(self) -> int:
+        """Requests not answered yet, whether or not their client is still connected."""
+        return len(self._by_request)
+
+    @property
     def live_connections(self) -> int:
         return sum(1 for stream in self.streams.values() if stream.connection is not None)
 

@@ -91,3 +91,37 @@ def test_body_limit_is_a_setting(node_factory: StartNode, client: httpx.Client) 
     body["params"]["clientInfo"]["name"] = "x" * 2000
     assert client.post(node.mcp_url, json=body, headers=BASE_HEADERS).status_code == 413
     assert client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS).status_code == 200
+
+
+def test_dropped_streams_still_count_against_the_request_limit(node_factory: StartNode, client: httpx.Client) -> None:
+    node = node_factory(MCP_SERVER="tests.probe_server.server", MCP_MAX_REQUESTS_PER_SESSION="1")
+    session = open_session(client, node.mcp_url)
+    headers = session_headers(session)
+    hold = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "hold", "arguments": {"key": "dropped"}, "_meta": {"progressToken": "t"}},
+    }
+    with client.stream("POST", node.mcp_url, json=hold, headers=headers) as held:
+        for line in held.iter_lines():
+            if "notifications/progress" in line:
+                break  # leaving the loop closes the response: the stream is dropped
+    # Nobody listens for the held request any more, but its handler still runs.
+    refused = client.post(node.mcp_url, json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, headers=headers)
+    assert refused.status_code == 429
+
+    release = {"name": "release", "arguments": {"key": "dropped"}}
+    other = session_headers(open_session(client, node.mcp_url))
+    client.post(
+        node.mcp_url, json={"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": release}, headers=other
+    )
+    # Once the held request is answered (into the replay log), the slot is free again.
+    statuses = []
+    for request_id in range(5, 55):
+        listing = {"jsonrpc": "2.0", "id": request_id, "method": "tools/list"}
+        statuses.append(client.post(node.mcp_url, json=listing, headers=headers).status_code)
+        if statuses[-1] != 429:
+            break
+        time.sleep(0.05)
+    assert statuses[-1] == 200
