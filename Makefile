@@ -33,6 +33,7 @@ typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 pytest: $(VENV)/.test-deps
+	sh tests/browser/ensure_chromium.sh
 	$(BIN)/pytest
 
 conformance: $(VENV)/.test-deps

@@ -31,9 +31,24 @@ class RegistryWriter:
     def __init__(self, registry: SessionRegistry) -> None:
         self.registry = registry
         self._pending: OrderedDict[str, Write] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self._settled = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+
+    def _bind_to_running_loop(self) -> None:
+        """asyncio primitives belong to one loop. A server has one for its life,
+        but a management command or the admin under a test client runs each
+        `async_to_sync` call on a new loop: rebind then, keeping pending writes."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._wakeup = asyncio.Event()
+            self._settled = asyncio.Condition()
+            self._task = None
+        if self._pending and (self._task is None or self._task.done()):
+            self._wakeup.set()
+            self._task = loop.create_task(self._apply_forever(), name="mcp-registry-writer")
 
     @property
     def backlog(self) -> int:
@@ -47,6 +62,7 @@ class RegistryWriter:
 
     async def settled(self, session_id: str, within: float) -> bool:
         """Wait until no write for `session_id` is pending; False if `within` seconds passed first."""
+        self._bind_to_running_loop()
         try:
             async with asyncio.timeout(within), self._settled:
                 await self._settled.wait_for(lambda: session_id not in self._pending)
@@ -56,6 +72,7 @@ class RegistryWriter:
 
     async def drain(self, within: float) -> bool:
         """Wait until every pending write is applied; False if `within` seconds passed first."""
+        self._bind_to_running_loop()
         try:
             async with asyncio.timeout(within), self._settled:
                 await self._settled.wait_for(lambda: not self._pending)
@@ -66,9 +83,8 @@ class RegistryWriter:
     def _enqueue(self, write: Write) -> None:
         self._pending.pop(write.session_id, None)
         self._pending[write.session_id] = write
+        self._bind_to_running_loop()
         self._wakeup.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._apply_forever(), name="mcp-registry-writer")
 
     async def _apply_forever(self) -> None:
         failures = 0

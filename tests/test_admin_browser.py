@@ -1,0 +1,166 @@
+"""The "Active MCP sessions" admin page in a real headless Chromium, against a real daphne node.
+
+An MCP client opens a session on the node; an operator logs in through the
+admin's login form, finds the session, and closes it with its button. The
+session must be gone everywhere: from the page, from the node (/healthz and a
+404 to the client) and from the registry.
+
+Chromium and chromedriver are Debian's (tests/browser/ensure_chromium.sh, run
+by `make pytest`), driven through a given chromedriver so that selenium never
+downloads a driver or a browser; the flags keep Chromium off the network
+except for the node on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
+
+from sessions_app.operations import short_id
+from tests.mcp_http import open_session, session_headers
+from tests.nodes import REPO, TEST_NODE_DEFAULTS, Node
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = REPO / "test-artifacts"
+LIST_PATH = "/admin/sessions_app/activesession/"
+USERNAME = "operator"
+NODE_ID = "browser-node"
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,800",
+)
+# How long the page may take to show what we wait for.
+PATIENCE = 10.0
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """Run `manage.py` with the node's environment, as an operator would on its machine."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.fixture(scope="module")
+def password() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@pytest.fixture(scope="module")
+def admin_node(tmp_path_factory: pytest.TempPathFactory, password: str) -> Iterator[Node]:
+    """A daphne node with its own SQLite database, migrated, and a superuser in it."""
+    folder = tmp_path_factory.mktemp("admin-node")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
+        "DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"),
+        # One key for every process that touches this database.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        # Plain HTTP on loopback: cookies marked Secure would not come back.
+        "DJANGO_SECURE_COOKIES": "0",
+        "MCP_NODE_ID": NODE_ID,
+    }
+    manage(env, "migrate", "--noinput")
+    superuser = {
+        "DJANGO_SUPERUSER_USERNAME": USERNAME,
+        "DJANGO_SUPERUSER_PASSWORD": password,
+        "DJANGO_SUPERUSER_EMAIL": "operator@example.invalid",
+    }
+    manage({**env, **superuser}, "createsuperuser", "--noinput")
+    node = Node(env=env, log_path=folder / "daphne.log").start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    assert not missing, f"{', '.join(missing)} missing: run tests/browser/ensure_chromium.sh (`make pytest` does)"
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    # A driver path of our own: selenium then skips Selenium Manager, which would download one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def sessions_on(node: Node) -> int:
+    count: int = httpx.get(f"{node.url}/healthz", timeout=5.0).json()["sessions"]
+    return count
+
+
+def log_in(browser: WebDriver, node: Node, password: str) -> None:
+    browser.get(f"{node.url}/admin/login/?next={LIST_PATH}")
+    browser.find_element(By.ID, "id_username").send_keys(USERNAME)
+    browser.find_element(By.ID, "id_password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "#login-form input[type=submit]").click()
+    WebDriverWait(browser, PATIENCE).until(expected_conditions.url_to_be(f"{node.url}{LIST_PATH}"))
+
+
+def session_rows(browser: WebDriver, session_id: str) -> list[WebElement]:
+    return list(browser.find_elements(By.XPATH, f"//tr[td[contains(., '{short_id(session_id)}')]]"))
+
+
+def test_an_operator_closes_a_session_from_the_admin(admin_node: Node, browser: WebDriver, password: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with httpx.Client(timeout=10.0) as client:
+        session_id = open_session(client, admin_node.mcp_url)
+        assert sessions_on(admin_node) == 1
+
+        log_in(browser, admin_node, password)
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Active MCP sessions"
+        [row] = session_rows(browser, session_id)
+        assert session_id not in browser.page_source
+        cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        assert cells[:3] == [short_id(session_id), NODE_ID, "alive"]
+        assert cells[5:7] == ["raw-test/1", "2025-11-25"]
+        browser.save_screenshot(str(ARTIFACTS / "admin-sessions.png"))
+
+        row.find_element(By.CSS_SELECTOR, "input[type=submit][value=Close]").click()
+        message = WebDriverWait(browser, PATIENCE).until(
+            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".messagelist .success"))
+        )
+        assert message.text == f"Closed MCP session {short_id(session_id)} on node {NODE_ID}."
+        assert session_rows(browser, session_id) == []
+        assert "No MCP sessions." in browser.find_element(By.ID, "result_list").text
+        browser.save_screenshot(str(ARTIFACTS / "admin-sessions-after-close.png"))
+
+        assert sessions_on(admin_node) == 0
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        assert client.post(admin_node.mcp_url, json=ping, headers=session_headers(session_id)).status_code == 404
+    # The page reads the registry afresh: the record is gone, not just hidden.
+    browser.refresh()
+    assert session_rows(browser, session_id) == []
