@@ -40,8 +40,9 @@ REMOTE_CLOSE_WAIT = 2.0
 
 
 def new_session_id() -> str:
-    """192 random bits, URL-safe base64: visible ASCII, unguessable."""
-    return secrets.token_urlsafe(24)
+    """192 random bits as 48 hex digits: visible ASCII, unguessable, and never
+    mistaken for a command-line option (a base64 id may start with "-")."""
+    return secrets.token_hex(24)
 
 
 class SessionManager:
