@@ -72,7 +72,10 @@ class SessionManager:
         self.node.start()
         host = await hosted_server()
         layer = get_channel_layer()
-        channel_name = await layer.new_channel(prefix="mcp-session.") if layer is not None else ""
+        # Every process-local channel must share the default prefix: the core
+        # Redis layer reads all of them with one blocking pop on one key per
+        # prefix, so a second prefix in the same process starves.
+        channel_name = await layer.new_channel() if layer is not None else ""
         session = McpSession(new_session_id(), self.settings, host, self.close_soon, channel_name)
         self._sessions[session.id] = session
         session.start()

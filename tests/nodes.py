@@ -19,6 +19,8 @@ LOOPBACK = "127.0.0.1"
 # What every test node gets unless the test says otherwise.
 TEST_NODE_DEFAULTS = {
     "DJANGO_SETTINGS_MODULE": "tests.settings",
+    # Transport tests need no database; tests of the decision log name its server.
+    "MCP_SERVER": "sessions_app.echo_server.server",
     # Nothing watches a test node's /healthz: no need to wait before closing sessions.
     "MCP_SHUTDOWN_DRAIN_DELAY": "0",
 }

@@ -83,7 +83,7 @@ def test_session_record_names_its_owner(make_node: MakeNode, redis_server: Redis
     assert record is not None
     assert record["node_id"] == "alpha"
     assert record["session_id"] == session
-    assert str(record["channel_name"]).startswith("mcp-session.")
+    assert str(record["channel_name"]).startswith("specific.")
     assert record["protocol_version"] == "2025-11-25"
     assert record["client_name"] == "raw-test"
     assert record["principal"] == ""

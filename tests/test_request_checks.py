@@ -24,7 +24,7 @@ from sessions_app.request import (
 )
 
 SETTINGS = McpSettings(
-    server="sessions_app.default_server.server",
+    server="sessions_app.echo_server.server",
     node_id="test-node",
     allowed_origins=("http://localhost", "https://app.example:8443", "http://[::1]"),
     allowed_hosts=("localhost", "127.0.0.1", "[::1]", "mcp.example"),

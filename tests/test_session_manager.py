@@ -26,7 +26,7 @@ PATIENCE = 5.0
 
 
 SETTINGS = McpSettings(
-    server="sessions_app.default_server.server",
+    server="sessions_app.echo_server.server",
     node_id="test-node",
     allowed_origins=("http://localhost",),
     allowed_hosts=("localhost",),

@@ -1,4 +1,8 @@
-"""The MCP server this project hosts by default (MCP_SERVER), until the decision log arrives."""
+"""A one-tool MCP server (`echo`) for transport tests, smoke checks and benchmarks.
+
+The project's own server is the decision log (graphql_app.mcp.server); this
+one needs no database, so the transport can be exercised on its own.
+"""
 
 from __future__ import annotations
 
