@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest conformance clean
+.PHONY: run cluster test lint typecheck pytest conformance clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.run-deps
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo_decisions
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Three nodes behind a real Traefik on https://127.0.0.1:8443, with Redis; Ctrl-C
+# stops everything. Files and logs go to .cluster/; see docs/deploy.md.
+cluster: $(VENV)/.test-deps
+	$(BIN)/python -m deploy.cluster
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

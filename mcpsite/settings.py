@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -111,12 +112,23 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    # e.g. postgres://user:password@host:5432/name. No persistent connections:
+    # under ASGI every request may run its ORM calls in another thread, so kept
+    # connections pile up instead of being reused (Django's async docs).
+    DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DJANGO_SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # Transactions take the write lock when they begin: concurrent writers
+            # then wait their turn (up to the busy timeout) instead of failing with
+            # "database is locked" when a read-then-write transaction upgrades.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        }
     }
-}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -180,11 +192,21 @@ STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Redirect plain-HTTP requests to HTTPS (needs DJANGO_BEHIND_TLS_PROXY behind a
+# proxy, or every request loops). /healthz is exempt: the balancer's health
+# checks reach each node over plain HTTP and must see its real status.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Strict-Transport-Security on HTTPS answers; 0 sends none. Raise it only once
+# the whole site (and, with INCLUDE_SUBDOMAINS, every subdomain) is HTTPS-only.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 
 # --- MCP endpoint -----------------------------------------------------------
 
 # Dotted path to the SDK low-level `Server` this node hosts on /mcp.
-MCP_SERVER = os.environ.get("MCP_SERVER", "sessions_app.default_server.server")
+MCP_SERVER = os.environ.get("MCP_SERVER", "graphql_app.mcp.server.server")
 # This node's name in logs, /healthz and (later) the session registry.
 MCP_NODE_ID = os.environ.get("MCP_NODE_ID", "") or f"{socket.gethostname()}-{os.getpid()}"
 # Origins allowed to call /mcp from a browser; a request with another Origin gets 403.

@@ -3,9 +3,11 @@
 from django.contrib import admin
 from django.urls import path
 
+from graphql_app.api.views import graphql_view
 from sessions_app.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("graphql", graphql_view, name="graphql"),
 ]

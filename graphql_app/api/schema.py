@@ -1,0 +1,18 @@
+"""The root GraphQL schema: every domain's queries and mutations, merged.
+
+The decision log is the only domain so far; another adds its `...Queries` and
+`...Mutations` types to the tuples below.
+"""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from .error_policy import MaskServerErrors, Schema
+from .mutations import DecisionMutations
+from .queries import DecisionQueries
+
+Query = merge_types("Query", (DecisionQueries,))
+Mutation = merge_types("Mutation", (DecisionMutations,))
+
+schema = Schema(query=Query, mutation=Mutation, extensions=[MaskServerErrors])

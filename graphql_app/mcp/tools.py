@@ -1,0 +1,144 @@
+"""Tools on the decision log: search, read, propose, change status.
+
+Each tool's arguments are a pydantic model, which gives both the advertised
+input schema and the validation; bad arguments and refused changes come back
+as `isError` results that say what to fix, never as protocol errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError as DomainError
+from mcp.server import ServerRequestContext
+from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as ArgumentError
+
+from graphql_app import decisions
+from graphql_app.models import CATEGORIES, Decision
+
+logger = logging.getLogger(__name__)
+
+SEARCH_LIMIT = 50
+
+
+class Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchArguments(Arguments):
+    text: str | None = Field(None, description="Words to look for in titles and sections", max_length=200)
+    category: str | None = Field(None, description=f"One of: {', '.join(CATEGORIES)}")
+    status: Literal["proposed", "accepted", "deprecated", "superseded"] | None = None
+    limit: int = Field(20, ge=1, le=SEARCH_LIMIT)
+
+
+class ReadArguments(Arguments):
+    number: int = Field(description="The record's number", ge=1)
+
+
+class ProposeArguments(Arguments):
+    title: str = Field(min_length=1, max_length=200)
+    category: str = Field(description=f"One of: {', '.join(CATEGORIES)}")
+    context: str = Field(min_length=1, description="The forces at play")
+    decision: str = Field(min_length=1, description="What was decided")
+    consequences: str = Field(min_length=1, description="What follows, good and bad")
+
+
+class StatusArguments(Arguments):
+    number: int = Field(ge=1)
+    status: Literal["accepted", "deprecated", "superseded"]
+    superseded_by: int | None = Field(None, ge=1, description="Required when status is superseded")
+
+
+def _line(record: Decision) -> str:
+    return f"ADR {record.number} [{record.status}] {record.title} ({record.category}, {record.date.isoformat()})"
+
+
+def _search(args: SearchArguments) -> str:
+    found = list(decisions.search(text=args.text, category=args.category, status=args.status)[: args.limit])
+    return "\n".join(_line(record) for record in found) or "No decision records match."
+
+
+def _read(args: ReadArguments) -> str:
+    return decisions.to_markdown(decisions.get(args.number))
+
+
+def _propose(args: ProposeArguments) -> str:
+    record = decisions.propose(**args.model_dump())
+    return f"Proposed {_line(record)}; read it at adr://{record.number}"
+
+
+def _change_status(args: StatusArguments) -> str:
+    if args.status == "accepted":
+        record = decisions.accept(args.number)
+    elif args.status == "deprecated":
+        record = decisions.deprecate(args.number)
+    elif args.superseded_by is None:
+        raise DomainError("superseded_by is required to supersede a record", code="required")
+    else:
+        record = decisions.supersede(args.number, by=args.superseded_by)
+    return f"Now {_line(record)}"
+
+
+TOOLS: dict[str, tuple[str, type[Arguments], Callable[[Any], str]]] = {
+    "search_decisions": ("Find decision records by text, category and status.", SearchArguments, _search),
+    "read_decision": ("Read one decision record as markdown.", ReadArguments, _read),
+    "propose_decision": ("Propose a new decision record; it gets the next number.", ProposeArguments, _propose),
+    "change_decision_status": (
+        "Accept, deprecate, or supersede (by another record) a decision record.",
+        StatusArguments,
+        _change_status,
+    ),
+}
+
+
+async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
+    return ListToolsResult(
+        tools=[
+            Tool(name=name, description=description, input_schema=model.model_json_schema())
+            for name, (description, model, _) in TOOLS.items()
+        ]
+    )
+
+
+def input_schema(name: str) -> dict[str, Any] | None:
+    """For the transport's Mcp-Param header check, without listing the tools per call."""
+    tool = TOOLS.get(name)
+    return tool[1].model_json_schema() if tool is not None else None
+
+
+async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
+    tool = TOOLS.get(params.name)
+    if tool is None:
+        return _error(f"Unknown tool {params.name!r}; the tools are: {', '.join(TOOLS)}")
+    _, model, run = tool
+    try:
+        arguments = model.model_validate(params.arguments or {})
+    except ArgumentError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors())
+        return _error(f"Invalid arguments for {params.name}: {problems}")
+    try:
+        text = await _in_thread(run, arguments)
+    except Decision.DoesNotExist:
+        return _error(f"There is no decision record number {getattr(arguments, 'number', '?')}")
+    except DomainError as exc:
+        return _error("; ".join(exc.messages))
+    except Exception:
+        # Say nothing of the internals to the client; the log has the details.
+        logger.exception("Tool %s failed", params.name)
+        return _error(f"{params.name} failed on the server; the error was logged")
+    return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+def _in_thread(run: Callable[[Any], str], arguments: Arguments) -> Awaitable[str]:
+    # The ORM is synchronous; one thread for all of it keeps transactions sane.
+    return sync_to_async(run, thread_sensitive=True)(arguments)
+
+
+def _error(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
