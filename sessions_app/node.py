@@ -13,6 +13,7 @@ import asyncio
 import logging
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,11 @@ def _install_sigterm_drain(loop: asyncio.AbstractEventLoop) -> None:
     """On SIGTERM, drain this node (see shutdown.py) instead of stopping at once."""
     from .shutdown import drain_then_stop
 
+    if threading.current_thread() is not threading.main_thread():
+        # `runserver` serves from a thread under its autoreloader, which owns
+        # the signals; only a server in the main thread (daphne) drains.
+        logger.debug("Not in the main thread: SIGTERM keeps its default handling")
+        return
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
