@@ -39,7 +39,7 @@ typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
 pytest: $(VENV)/.test-deps
-	sh tests/browser/ensure_chromium.sh
+	sh tests/system_packages.sh
 	$(BIN)/pytest
 
 conformance: $(VENV)/.test-deps

