@@ -26,6 +26,20 @@ TEST_NODE_DEFAULTS = {
 }
 
 
+def manage(env: Mapping[str, str], *args: str) -> None:
+    """Run `manage.py` with a node's environment, as an operator would on its machine."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))

@@ -13,10 +13,7 @@ except for the node on loopback.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,7 +30,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from sessions_app.operations import short_id
 from tests.mcp_http import open_session, session_headers
-from tests.nodes import REPO, TEST_NODE_DEFAULTS, Node
+from tests.nodes import REPO, Node, manage
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -54,20 +51,6 @@ CHROMIUM_FLAGS = (
 )
 # How long the page may take to show what we wait for.
 PATIENCE = 10.0
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    """Run `manage.py` with the node's environment, as an operator would on its machine."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO,
-        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.fixture(scope="module")

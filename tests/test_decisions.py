@@ -23,7 +23,7 @@ from graphql_app import decisions
 from graphql_app.decisions import CATEGORIES, DecisionErrorCode
 from graphql_app.markdown import AdrDocument, parse, render
 from graphql_app.models import Decision
-from tests.nodes import REPO, TEST_NODE_DEFAULTS
+from tests.nodes import REPO, TEST_NODE_DEFAULTS, manage
 
 pytestmark = pytest.mark.django_db
 
@@ -451,14 +451,7 @@ def database_env(tmp_path: Path) -> dict[str, str]:
         url = urlsplit(os.environ["DATABASE_URL"])
         return {"DATABASE_URL": urlunsplit(url._replace(path=f"/{connection.settings_dict['NAME']}"))}
     env = {"DATABASE_URL": "", "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3")}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=REPO,
-        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    manage(env, "migrate", "--noinput")
     return env
 
 

@@ -7,9 +7,6 @@ schema comes from the node by introspection; nothing leaves this machine.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +17,7 @@ from schemathesis import APIOperation, Case
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from tests.nodes import REPO, TEST_NODE_DEFAULTS, Node
+from tests.nodes import Node, manage
 
 # Generated cases per operation (3 queries, 5 mutations; categoryCounts has only a
 # handful): about 400 requests, 10-20 s here with the node start.
@@ -33,15 +30,8 @@ def graphql_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     # An empty DATABASE_URL counts as unset: the node uses this SQLite file even
     # when the suite itself runs against PostgreSQL.
     env = {"DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"), "DATABASE_URL": ""}
-    for command in (["migrate", "--noinput"], ["load_demo_decisions"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=REPO,
-            env={**os.environ, **TEST_NODE_DEFAULTS, **env},
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
+    manage(env, "migrate", "--noinput")
+    manage(env, "load_demo_decisions")
     node = Node(env=env, log_path=folder / "daphne.log").start()
     yield node
     node.stop()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +10,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference, ResourceTemplateReference, TextContent
 
-from tests.nodes import REPO, TEST_NODE_DEFAULTS, Node
+from tests.nodes import Node, manage
 
 ERAS = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 RECORD = {
@@ -29,12 +26,7 @@ RECORD = {
 def decision_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     workdir = tmp_path_factory.mktemp("decisions")
     env = {"DJANGO_SQLITE_PATH": str(workdir / "db.sqlite3"), "MCP_SERVER": "graphql_app.mcp.server.server"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=REPO,
-        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
-        check=True,
-    )
+    manage(env, "migrate", "--noinput")
     node = Node(env=env, log_path=workdir / "node.log").start()
     yield node
     node.stop()

@@ -8,10 +8,7 @@ through GraphQL or an MCP tool.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +20,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.mcp_http import modern_headers, modern_meta, open_session, session_headers
-from tests.nodes import REPO, TEST_NODE_DEFAULTS, Node
+from tests.nodes import REPO, Node, manage
 from tests.redis_server import RedisServer
 from tests.test_cluster import wait_for
 
@@ -49,12 +46,7 @@ def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory)
         "DJANGO_SQLITE_PATH": str(workdir / "db.sqlite3"),
         "MCP_SERVER": "graphql_app.mcp.server.server",
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=REPO,
-        env={**os.environ, **TEST_NODE_DEFAULTS, **env},
-        check=True,
-    )
+    manage(env, "migrate", "--noinput")
     a = Node(env={**env, "MCP_NODE_ID": "node-a"}, log_path=workdir / "a.log").start()
     b = Node(env={**env, "MCP_NODE_ID": "node-b"}, log_path=workdir / "b.log").start()
     propose(b, "Pin handshake sessions to one node")  # ADR 1

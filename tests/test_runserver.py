@@ -15,7 +15,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.mcp_http import BASE_HEADERS, initialize_body
-from tests.nodes import REPO, TEST_NODE_DEFAULTS, free_port
+from tests.nodes import REPO, TEST_NODE_DEFAULTS, free_port, manage
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DJANGO_SQLITE_PATH": str(workdir / "db.sqlite3"),
         "MCP_SERVER": "graphql_app.mcp.server.server",
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
+    manage(env, "migrate", "--noinput")
     port = free_port()
     with (workdir / "runserver.log").open("wb") as log:
         # The autoreloader runs the server in a thread, unlike daphne in production.
