@@ -65,6 +65,8 @@ def test_dropped_stream_resumes_with_last_event_id(probe: Node, client: httpx.Cl
     headers = session_headers(session)
     with client.stream("POST", probe.mcp_url, json=call("hold", 2, progress=True, key="resume"), headers=headers) as r:
         assert r.headers["content-type"] == "text/event-stream"
+        assert r.headers["x-accel-buffering"] == "no"  # proxies must not hold events back
+        assert r.headers["cache-control"] == "no-cache, no-transform"
         seen = read_events(r, until="notifications/progress")
     priming, progress = seen[0], seen[-1]
     assert priming["data"] == ""
