@@ -258,6 +258,9 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "draining_health_check": {"()": "sessions_app.log_filters.DrainingHealthCheck"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
@@ -265,6 +268,8 @@ LOGGING = {
     "loggers": {
         # The SDK logs every request at INFO; keep it to warnings.
         "mcp": {"level": "WARNING"},
+        # A draining node's 503 on /healthz is news for the balancer, not an error.
+        "django.request": {"filters": ["draining_health_check"]},
         # runserver prints its own access log; do not print it twice.
         "django.channels.server": {"propagate": False},
     },

@@ -1,0 +1,13 @@
+"""Logging filters of the sessions app (wired in settings.LOGGING)."""
+
+from __future__ import annotations
+
+import logging
+
+
+class DrainingHealthCheck(logging.Filter):
+    """Drop Django's error record for /healthz answering 503: that is a draining node saying so, not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (getattr(record, "status_code", None) == 503 and getattr(request, "path", None) == "/healthz")
