@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run cluster test lint typecheck pytest conformance clean
+.PHONY: run cluster test lint typecheck pytest conformance bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ conformance: $(VENV)/.test-deps
 	$(BIN)/python -m tests.conformance.run --serve
 
 test: lint typecheck pytest conformance
+
+# Our node beside the official SDK's own server (scenarios 1, 2 and 7 of issue 6),
+# a few minutes: writes docs/benchmarks.md and docs/benchmarks.png.
+bench: $(VENV)/.test-deps
+	$(BIN)/python -m bench --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,92 @@
+"""`python -m bench`: run the scenarios of this slice and write docs/benchmarks.md with its plot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from . import machine, profiling, redis_cost, report, servers, throughput
+
+FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
+SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny request counts: checks the harness, not speed")
+    parser.add_argument("--out", type=Path, default=servers.REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--requests", type=int, help="measured requests per run (default 2000, smoke 20)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per row (default 3, smoke 1)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of our node")
+    args = parser.parse_args(argv)
+
+    base = SMOKE if args.smoke else FULL
+    plan = throughput.Plan(
+        requests=args.requests or base.requests, warmup=base.warmup, rounds=args.rounds or base.rounds
+    )
+    facts = machine.describe()  # before pinning narrows this process's cores
+    pinned = servers.pin_client()
+    print(f"bench: {'smoke' if args.smoke else 'full'} run, {plan}, client pinned: {pinned}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mcp-bench-") as scratch:
+        log_dir = Path(scratch)
+        try:
+            return asyncio.run(_run(args, plan, log_dir, facts))
+        except Exception:
+            _dump_logs(log_dir)
+            raise
+
+
+async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, facts: dict[str, str]) -> int:
+    rows = await throughput.measure(plan, log_dir)
+    for row in rows:
+        print(
+            f"  {row.era:9} {row.mode:4} x{row.concurrency:<2} ours {row.ours.throughput:7.0f} req/s "
+            f"ref {row.reference.throughput:7.0f} req/s ratio {row.ratio:.2f}",
+            flush=True,
+        )
+    redis: redis_cost.RedisCost | None = None
+    redis_skipped = ""
+    if shutil.which("redis-server"):
+        redis = await redis_cost.measure(
+            log_dir,
+            requests=50 if args.smoke else 1000,
+            sessions=3 if args.smoke else 100,
+            idle_seconds=1.0 if args.smoke else 10.0,
+        )
+        print(f"  redis: {redis.per_request:.3f} commands per call, {redis.per_lifecycle:.2f} per lifecycle")
+    else:
+        redis_skipped = "redis-server is not installed (Debian package redis-server)."
+    lines: list[str] = []
+    if not args.smoke and not args.no_profile:
+        lines = await profiling.profile(log_dir, seconds=15)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    plot = report.write(
+        args.out,
+        rows=rows,
+        redis=redis,
+        redis_skipped=redis_skipped,
+        machine=facts,
+        plan=plan,
+        smoke=args.smoke,
+        profile=lines,
+    )
+    print(f"bench: wrote {args.out} and {plot}")
+    errors = sum(row.ours.errors + row.reference.errors for row in rows)
+    if errors:
+        print(f"bench: {errors} requests failed; see the Errors column", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dump_logs(log_dir: Path) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        print(f"--- {log.name} (last lines)", file=sys.stderr)
+        print("\n".join(log.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Drive N keep-alive connections through a fixed number of requests and time each one."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from dataclasses import dataclass, field
+
+from .messages import EXPECTED_IN_ANSWER, RequestFactory
+from .rawhttp import Connection
+
+
+@dataclass
+class RunStats:
+    requests: int
+    seconds: float
+    latencies: list[float] = field(repr=False)  # seconds, one per request
+    errors: int = 0
+    content_types: set[str] = field(default_factory=set)
+    first_error: str = ""
+    client_cpu: float = 0.0  # seconds of this process's CPU: what the load generator itself cost
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+    @classmethod
+    def combine(cls, runs: list[RunStats]) -> RunStats:
+        """Rounds taken apart (alternating with the other server) pooled into one row."""
+        return cls(
+            requests=sum(run.requests for run in runs),
+            seconds=sum(run.seconds for run in runs),
+            latencies=[latency for run in runs for latency in run.latencies],
+            errors=sum(run.errors for run in runs),
+            content_types=set().union(*(run.content_types for run in runs)),
+            first_error=next((run.first_error for run in runs if run.first_error), ""),
+            client_cpu=sum(run.client_cpu for run in runs),
+        )
+
+
+async def run_load(host: str, port: int, factory: RequestFactory, total: int, concurrency: int) -> RunStats:
+    """`total` requests over `concurrency` connections, each sending its next request when answered."""
+    ids = itertools.count(1)
+    remaining = iter(range(total))
+    latencies: list[float] = []
+    stats = RunStats(requests=total, seconds=0.0, latencies=latencies)
+
+    async def worker() -> None:
+        connection = Connection(host, port)
+        try:
+            for _ in remaining:
+                raw = factory(next(ids))
+                started = time.perf_counter()
+                response = await connection.request(raw)
+                latencies.append(time.perf_counter() - started)
+                stats.content_types.add(response.headers.get(b"content-type", b"").decode().split(";")[0])
+                if response.status != 200 or EXPECTED_IN_ANSWER not in response.body:
+                    stats.errors += 1
+                    stats.first_error = stats.first_error or f"HTTP {response.status}: {response.body[:200]!r}"
+        finally:
+            await connection.close()
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    stats.seconds = time.perf_counter() - started
+    stats.client_cpu = time.process_time() - cpu_started
+    return stats

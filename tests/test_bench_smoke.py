@@ -1,0 +1,57 @@
+"""`python -m bench --smoke` runs end to end and writes a report of the right shape (no timing asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# A table row of scenarios 1 and 2: answers, clients, answer types, then eight numbers.
+THROUGHPUT_ROW = re.compile(r"^\| (JSON|SSE) \| (1|32) \| [a-z+]+ / [a-z+]+ \|(?P<numbers>.*)\|$")
+NUMBER = r"\d+(?:\.\d+)?"
+
+
+def section(report: str, title_start: str) -> str:
+    start = report.index(f"## {title_start}")
+    end = report.find("\n## ", start + 1)
+    return report[start : end if end != -1 else None]
+
+
+@pytest.mark.timeout(180)
+def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    report = out.read_text()
+    assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+    for scenario in ("Scenario 1:", "Scenario 2:"):
+        rows = [THROUGHPUT_ROW.match(line) for line in section(report, scenario).splitlines()]
+        matched = [row for row in rows if row]
+        assert {(row[1], row[2]) for row in matched} == {("JSON", "1"), ("JSON", "32"), ("SSE", "1"), ("SSE", "32")}
+        for row in matched:
+            cells = [cell.strip() for cell in row["numbers"].split("|")]
+            assert all(re.fullmatch(NUMBER, cell) for cell in cells[:7]), cells
+            assert cells[7] == "0 / 0", f"requests failed: {cells}"
+
+    redis = section(report, "Scenario 7:")
+    assert re.search(rf"\| Per `tools/call` on an established session .* \| {NUMBER} \|", redis)
+    assert re.search(rf"\| Per session lifecycle .* \| {NUMBER} \|", redis)
+
+    machine = section(report, "Machine")
+    for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
+        assert f"| {fact}" in machine
+    not_yet = section(report, "What this slice does not measure yet")
+    for number in (3, 4, 5, 6):
+        assert f"Scenario {number}:" in not_yet
