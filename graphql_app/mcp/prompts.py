@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -56,7 +56,7 @@ async def get_prompt(ctx: ServerRequestContext[Any], params: GetPromptRequestPar
     category = arguments.get("category", "").strip()
     if category and category not in CATEGORIES:
         raise MCPError(code=INVALID_PARAMS, message=f"Unknown category {category!r}; use one of {list(CATEGORIES)}")
-    titles = await sync_to_async(_recent_titles)()
+    titles = await database_sync_to_async(_recent_titles)()
     category_line = category or "choose one of " + ", ".join(CATEGORIES)
     text = "\n".join(
         [
@@ -90,7 +90,7 @@ async def complete(ctx: ServerRequestContext[Any], params: CompleteRequestParams
     if isinstance(ref, PromptReference) and ref.name == DRAFT and argument.name == "category":
         values = [category for category in CATEGORIES if category.lower().startswith(typed.lower())]
     elif isinstance(ref, ResourceTemplateReference) and ref.uri == TEMPLATE and argument.name == "number":
-        values = await sync_to_async(_numbers_starting_with)(typed)
+        values = await database_sync_to_async(_numbers_starting_with)(typed)
     shown = values[:MAX_COMPLETIONS]
     return CompleteResult(completion=Completion(values=shown, total=len(values), has_more=len(values) > len(shown)))
 

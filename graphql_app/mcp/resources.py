@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from mcp.server import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -51,7 +51,7 @@ async def list_resources(ctx: ServerRequestContext[Any], params: PaginatedReques
     handshake_listeners.watch_list(ctx)
     cursor = params.cursor if params is not None else None
     after = int(cursor) if cursor is not None and cursor.isdigit() else 0
-    page = await sync_to_async(_page_after)(after)
+    page = await database_sync_to_async(_page_after)(after)
     shown = page[:PAGE_SIZE]
     return ListResourcesResult(
         resources=[
@@ -92,7 +92,7 @@ def _markdown(number: int) -> str | None:
 async def read_resource(ctx: ServerRequestContext[Any], params: ReadResourceRequestParams) -> ReadResourceResult:
     uri = str(params.uri)
     number = number_of(uri)
-    text = await sync_to_async(_markdown)(number) if number is not None else None
+    text = await database_sync_to_async(_markdown)(number) if number is not None else None
     if text is None:
         raise MCPError(code=RESOURCE_NOT_FOUND, message=f"Resource not found: {uri}", data={"uri": uri})
     return ReadResourceResult(contents=[TextResourceContents(uri=uri, mime_type=MARKDOWN, text=text)])

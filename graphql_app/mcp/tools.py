@@ -8,10 +8,10 @@ as `isError` results that say what to fix, never as protocol errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Literal
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.core.exceptions import ValidationError as DomainError
 from mcp.server import ServerRequestContext
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
@@ -135,9 +135,12 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
     return CallToolResult(content=[TextContent(type="text", text=text)])
 
 
-def _in_thread(run: Callable[[Any], str], arguments: Arguments) -> Awaitable[str]:
-    # The ORM is synchronous; one thread for all of it keeps transactions sane.
-    return sync_to_async(run, thread_sensitive=True)(arguments)
+async def _in_thread(run: Callable[[Any], str], arguments: Arguments) -> str:
+    # The ORM is synchronous. Channels' wrapper also drops database connections
+    # that died or outlived CONN_MAX_AGE, which no request signal does for a
+    # consumer: without it a restarted PostgreSQL would fail every later call.
+    text: str = await database_sync_to_async(run)(arguments)
+    return text
 
 
 def _error(message: str) -> CallToolResult:
