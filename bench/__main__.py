@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import machine, profiling, redis_cost, report, servers, throughput
+from . import capacity, machine, notify, profiling, redis_cost, report, servers, throughput
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
@@ -60,6 +60,27 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         print(f"  redis: {redis.per_request:.3f} commands per call, {redis.per_lifecycle:.2f} per lifecycle")
     else:
         redis_skipped = "redis-server is not installed (Debian package redis-server)."
+    held = await capacity.measure(
+        log_dir,
+        steps=(10, 20) if args.smoke else (1000, 5000),
+        calls=20 if args.smoke else 500,
+        warmup=5 if args.smoke else 100,
+        settle=0.1 if args.smoke else capacity.SETTLE_SECONDS,
+    )
+    for step in held.steps:
+        print(
+            f"  capacity: {step.sessions:5} streams, RSS {step.rss_kib / 1024:.1f} MiB "
+            f"({step.per_session_kib(held.baseline):.1f} KiB each), tools/call p99 {step.calls.p99_ms:.2f} ms",
+            flush=True,
+        )
+    notified: notify.NotifyLatency | None = None
+    if redis is not None:
+        notified = await notify.measure(log_dir, changes=10 if args.smoke else 500, warmup=2 if args.smoke else 20)
+        print(
+            f"  notify: p50 {notified.p50_ms:.2f} ms p99 {notified.p99_ms:.2f} ms, mutation round trip "
+            f"p50 {notified.round_trip_p50_ms:.2f} ms, {notified.lost} lost",
+            flush=True,
+        )
     lines: list[str] = []
     if not args.smoke and not args.no_profile:
         lines = await profiling.profile(log_dir, seconds=15)
@@ -69,6 +90,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         rows=rows,
         redis=redis,
         redis_skipped=redis_skipped,
+        capacity=held,
+        notify=notified,
         machine=facts,
         plan=plan,
         smoke=args.smoke,
@@ -76,6 +99,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     )
     print(f"bench: wrote {args.out} and {plot}")
     errors = sum(row.ours.errors + row.reference.errors for row in rows)
+    errors += sum(step.calls.errors for step in held.steps)
+    errors += notified.failed + notified.lost if notified is not None else 0
     if errors:
         print(f"bench: {errors} requests failed; see the Errors column", file=sys.stderr)
         return 1

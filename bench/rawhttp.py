@@ -51,6 +51,14 @@ class Connection:
             await self.close()
         return response
 
+    def detach(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Hand the open connection over (to an event stream, say); this object forgets it."""
+        if self._reader is None or self._writer is None:
+            raise RuntimeError("no open connection to detach")
+        pair = (self._reader, self._writer)
+        self._reader = self._writer = None
+        return pair
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

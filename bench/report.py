@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
+from .capacity import Capacity
+from .notify import NotifyLatency
 from .redis_cost import RedisCost
 from .throughput import Plan, Row
 
@@ -21,9 +23,6 @@ SCENARIOS = {
 MODE_LABELS = {"json": "JSON", "sse": "SSE"}
 NOT_YET = (
     "Scenario 3: the local Traefik cluster versus straight to one node (the proxy's cost).",
-    "Scenario 4: capacity: idle handshake sessions with open GET streams per node, memory per session "
-    "at 1,000 and 5,000 sessions, and `tools/call` latency while they are open.",
-    "Scenario 5: cross-node notification latency (GraphQL mutation on node B to the event on node A).",
     "Scenario 6: failover: 500 sessions over the cluster, SIGKILL one node, time to full recovery "
     "and failed requests per client.",
 )
@@ -40,11 +39,13 @@ def write(
     plan: Plan,
     smoke: bool,
     profile: Sequence[str] = (),
+    capacity: Capacity | None = None,
+    notify: NotifyLatency | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
-    _plot(plot, rows)
-    out.write_text(_markdown(rows, redis, redis_skipped, machine, plan, smoke, plot.name, profile))
+    _plot(plot, rows, capacity, notify)
+    out.write_text(_markdown(rows, redis, redis_skipped, machine, plan, smoke, plot.name, profile, capacity, notify))
     return plot
 
 
@@ -57,6 +58,8 @@ def _markdown(
     smoke: bool,
     plot_name: str,
     profile: Sequence[str],
+    capacity: Capacity | None,
+    notify: NotifyLatency | None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -85,6 +88,16 @@ def _markdown(
     ]
     for era, title in SCENARIOS.items():
         lines += [f"## {title}", "", *_throughput_table([row for row in rows if row.era == era]), ""]
+    lines += [
+        "## Scenario 4: capacity: idle handshake sessions with open GET streams on one node",
+        "",
+        *_capacity_section(capacity),
+        "",
+        "## Scenario 5: cross-node notification latency (GraphQL mutation on node B to the event on node A)",
+        "",
+        *_notify_section(notify, redis_skipped),
+        "",
+    ]
     lines += ["## Scenario 7: Redis cost on an established session", "", *_redis_section(redis, redis_skipped), ""]
     if profile:
         lines += ["## Where our time goes (py-spy, our node)", "", *profile, ""]
@@ -155,11 +168,72 @@ def _redis_section(redis: RedisCost | None, skipped: str) -> list[str]:
     ]
 
 
-def _plot(path: Path, rows: Sequence[Row]) -> None:
+def _capacity_section(capacity: Capacity | None) -> list[str]:
+    if capacity is None:
+        return ["Not measured in this run."]
+    base = capacity.baseline
+    lines = [
+        "One node (daphne, the echo server, `MCP_JSON_RESPONSE=1`, `MCP_MAX_SESSIONS` above the largest step). "
+        "Each session is initialized on its own keep-alive connection, which then carries the session's "
+        "standalone GET stream (read up to its priming event, then left idle). Memory is the node's VmRSS "
+        f"from /proc/<pid>/status, read {capacity.settle:g} s after the last stream opened and before the timed "
+        "calls; memory per session is (RSS - RSS with none open) / sessions. "
+        f"`tools/call` latency: {base.calls.requests} sequential calls on one extra session at each point. "
+        f"File-descriptor limit of the harness and node: soft {capacity.fd_limit[0]}, hard {capacity.fd_limit[1]}. "
+        f"Opening the sessions took {capacity.open_seconds:.1f} s in all.",
+        "",
+        "| Open streams | Node RSS MiB | RSS per session KiB | `tools/call` median ms | p99 ms "
+        "| p99 / idle p99 | Errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for step in capacity.steps:
+        per_session = f"{step.per_session_kib(base):.1f}" if step.sessions else "-"
+        ratio = step.calls.p99_ms / base.calls.p99_ms if base.calls.p99_ms else 0.0
+        lines.append(
+            f"| {step.sessions} | {step.rss_kib / 1024:.1f} | {per_session} | {step.calls.median_ms:.2f} "
+            f"| {step.calls.p99_ms:.2f} | {ratio:.2f} | {step.calls.errors} |"
+        )
+    if capacity.note:
+        lines += ["", f"**Cut short:** {capacity.note}"]
+    return lines
+
+
+def _notify_section(notify: NotifyLatency | None, skipped: str) -> list[str]:
+    if notify is None:
+        return [f"Not measured: {skipped or 'not run.'}"]
+    lines = [
+        "Two daphne nodes serving the decision log (`MCP_SERVER=graphql_app.mcp.server.server`) from one "
+        "migrated SQLite file (`DJANGO_SQLITE_PATH`, demo decisions loaded), sharing a private redis-server "
+        "(`REDIS_URL`), both on the server core. A handshake-era session on node A subscribes to `adr://1` and "
+        "holds its standalone GET stream open; a background task on the raw client reads it and timestamps each "
+        "event as it is read. On node B, `editDecision` mutations on /graphql are sent one after another (each "
+        "waits for its answer and its notification). Latency is (event read on A) - (mutation sent to B); "
+        f"{notify.changes} measured changes after a warm-up.",
+        "",
+        "| Measure | p50 ms | p99 ms |",
+        "|---|---:|---:|",
+        f"| Mutation sent to B until the notification is read on A | {notify.p50_ms:.2f} | {notify.p99_ms:.2f} |",
+        f"| The mutation's own round trip on B | {notify.round_trip_p50_ms:.2f} | {notify.round_trip_p99_ms:.2f} |",
+        "",
+        f"Median of (event read on A) - (mutation's answer read from B): {notify.after_answer_p50_ms:.2f} ms "
+        "(negative: the notification arrived before the answer). "
+        f"Notifications lost (none within 5 s): {notify.lost}. Mutations that failed: {notify.failed}.",
+    ]
+    if notify.first_error:
+        lines += ["", f"First failure: `{notify.first_error}`"]
+    return lines
+
+
+def _plot(
+    path: Path, rows: Sequence[Row], capacity: Capacity | None = None, notify: NotifyLatency | None = None
+) -> None:
     labels = [f"{'S1' if row.era == 'handshake' else 'S2'} {MODE_LABELS[row.mode]} x{row.concurrency}" for row in rows]
     positions = range(len(rows))
     width = 0.4
-    figure, (throughput_axes, latency_axes) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    figure = plt.figure(figsize=(10, 10))
+    grid = figure.add_gridspec(3, 2)
+    throughput_axes = figure.add_subplot(grid[0, :])
+    latency_axes = figure.add_subplot(grid[1, :], sharex=throughput_axes)
     for offset, name, pick in ((-width / 2, "ours (daphne)", "ours"), (width / 2, "reference (uvicorn)", "reference")):
         xs = [x + offset for x in positions]
         throughput_axes.bar(xs, [getattr(row, pick).throughput for row in rows], width, label=name)
@@ -171,6 +245,25 @@ def _plot(path: Path, rows: Sequence[Row]) -> None:
     latency_axes.set_ylabel("p99 latency, ms (log)")
     latency_axes.set_title("tools/call: p99 latency (lower is better)")
     latency_axes.set_xticks(list(positions), labels, rotation=20)
+    capacity_axes = figure.add_subplot(grid[2, 0])
+    if capacity is not None:
+        steps = capacity.steps
+        xs = list(range(len(steps)))
+        capacity_axes.bar([x - width / 2 for x in xs], [s.calls.median_ms for s in steps], width, label="median")
+        capacity_axes.bar([x + width / 2 for x in xs], [s.calls.p99_ms for s in steps], width, label="p99")
+        capacity_axes.set_xticks(xs, [f"{s.sessions} open" for s in steps])
+        capacity_axes.legend()
+    capacity_axes.set_ylabel("tools/call latency, ms")
+    capacity_axes.set_title("S4: tools/call with idle streams open")
+    notify_axes = figure.add_subplot(grid[2, 1])
+    if notify is not None and notify.latencies:
+        names = ("B mutation -> A event", "B mutation round trip")
+        notify_axes.bar([x - width / 2 for x in (0, 1)], [notify.p50_ms, notify.round_trip_p50_ms], width, label="p50")
+        notify_axes.bar([x + width / 2 for x in (0, 1)], [notify.p99_ms, notify.round_trip_p99_ms], width, label="p99")
+        notify_axes.set_xticks([0, 1], names)
+        notify_axes.legend()
+    notify_axes.set_ylabel("ms")
+    notify_axes.set_title("S5: cross-node notification")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

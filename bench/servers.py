@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,10 +63,18 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        self.launch()
+        return self.wait_listening(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (to start several at once)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 _pinned(self.argv, self.core), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_listening(self, timeout: float = 30.0) -> ServerProcess:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -105,25 +114,60 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def our_node(log_dir: Path, *, json_response: bool, redis_url: str = "") -> ServerProcess:
-    """Our production server: daphne serving mcpsite.asgi with the one-tool echo server."""
-    port = free_port()
-    env = _clean_env(
+ECHO_SERVER = "sessions_app.echo_server.server"
+DECISION_SERVER = "graphql_app.mcp.server.server"  # the settings' default: the decision log
+
+
+def node_env(**extra: str) -> dict[str, str]:
+    """The environment every node (and `manage.py` run for one) starts from."""
+    return _clean_env(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_LOG_LEVEL="WARNING",
-        MCP_SERVER="sessions_app.echo_server.server",
+        **extra,
+    )
+
+
+def manage(env: Mapping[str, str], *args: str) -> None:
+    """Run `manage.py` with a node's environment, as an operator would before starting it."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+
+
+def our_node(
+    log_dir: Path,
+    *,
+    json_response: bool,
+    redis_url: str = "",
+    mcp_server: str = ECHO_SERVER,
+    extra_env: Mapping[str, str] | None = None,
+    name: str = "",
+) -> ServerProcess:
+    """Our production server: daphne serving mcpsite.asgi, by default with the one-tool echo server."""
+    port = free_port()
+    env = node_env(
+        MCP_SERVER=mcp_server,
         MCP_JSON_RESPONSE="1" if json_response else "0",
         MCP_SHUTDOWN_DRAIN_DELAY="0",
         MCP_NODE_ID=f"bench-{port}",
+        **(extra_env or {}),
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
     # `-v 0`: no access log, like the reference's `--no-access-log`. At its default
     # verbosity (the Dockerfile's) daphne writes one access-log line per request.
     argv = [sys.executable, "-m", "daphne", "-v", "0", "-b", LOOPBACK, "-p", str(port), "mcpsite.asgi:application"]
-    mode = "json" if json_response else "sse"
-    return ServerProcess(f"ours-{mode}", argv, env, log_dir / f"ours-{mode}-{port}.log", port)
+    label = name or f"ours-{'json' if json_response else 'sse'}"
+    return ServerProcess(label, argv, env, log_dir / f"{label}-{port}.log", port)
 
 
 def reference(log_dir: Path, *, json_response: bool) -> ServerProcess:

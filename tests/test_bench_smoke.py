@@ -45,6 +45,18 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
             assert all(re.fullmatch(NUMBER, cell) for cell in cells[:7]), cells
             assert cells[7] == "0 / 0", f"requests failed: {cells}"
 
+    capacity = section(report, "Scenario 4:")
+    steps = re.findall(
+        rf"^\| (\d+) \| {NUMBER} \| (?:{NUMBER}|-) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| (\d+) \|$", capacity, re.M
+    )
+    assert [sessions for sessions, _ in steps] == ["0", "10", "20"], capacity
+    assert all(errors == "0" for _, errors in steps), capacity
+
+    notify = section(report, "Scenario 5:")
+    assert re.search(rf"\| Mutation sent to B until the notification is read on A \| {NUMBER} \| {NUMBER} \|", notify)
+    assert re.search(rf"\| The mutation's own round trip on B \| {NUMBER} \| {NUMBER} \|", notify)
+    assert "Notifications lost (none within 5 s): 0. Mutations that failed: 0." in notify
+
     redis = section(report, "Scenario 7:")
     assert re.search(rf"\| Per `tools/call` on an established session .* \| {NUMBER} \|", redis)
     assert re.search(rf"\| Per session lifecycle .* \| {NUMBER} \|", redis)
@@ -53,5 +65,7 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
         assert f"| {fact}" in machine
     not_yet = section(report, "What this slice does not measure yet")
-    for number in (3, 4, 5, 6):
+    for number in (3, 6):
         assert f"Scenario {number}:" in not_yet
+    for number in (4, 5):
+        assert f"Scenario {number}:" not in not_yet

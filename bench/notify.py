@@ -1,0 +1,169 @@
+"""Scenario 5: a GraphQL mutation sent to node B until its notification is read on a stream on node A.
+
+Two daphne nodes serve the decision log (`MCP_SERVER=graphql_app.mcp.server.server`)
+from one migrated SQLite file and share a private redis-server. A handshake-era
+session on node A subscribes to adr://1 and holds its standalone GET stream open;
+a background task reads that stream and timestamps every event as it is read.
+The harness then sends `editDecision` mutations to node B's /graphql one after
+another (each waits for its answer and for its notification before the next).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import servers
+from .eventstream import Event, EventStream, standalone_get
+from .messages import open_session, session_headers
+from .rawhttp import Connection, render_request
+
+URI = "adr://1"
+MUTATION = 'mutation { editDecision(number: 1, input: {title: "%s"}) { errors { code } } }'
+# How long one change may take to show up on node A before it counts as lost.
+EVENT_TIMEOUT = 5.0
+
+
+@dataclass
+class NotifyLatency:
+    changes: int
+    latencies: list[float] = field(repr=False)  # seconds: event read on A - mutation sent to B
+    round_trips: list[float] = field(repr=False)  # seconds: the mutation's own round trip on B
+    lost: int = 0  # no notification within EVENT_TIMEOUT
+    failed: int = 0  # the mutation itself did not succeed
+    first_error: str = ""
+
+    @property
+    def p50_ms(self) -> float:
+        return _percentile(self.latencies, 0.5)
+
+    @property
+    def p99_ms(self) -> float:
+        return _percentile(self.latencies, 0.99)
+
+    @property
+    def round_trip_p50_ms(self) -> float:
+        return _percentile(self.round_trips, 0.5)
+
+    @property
+    def round_trip_p99_ms(self) -> float:
+        return _percentile(self.round_trips, 0.99)
+
+    @property
+    def after_answer_p50_ms(self) -> float:
+        """How long after the mutation's answer the event was read (negative: before it)."""
+        return statistics.median(lat - rt for lat, rt in zip(self.latencies, self.round_trips, strict=False)) * 1000
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    if fraction == 0.5:
+        return statistics.median(values) * 1000
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
+
+
+def _is_update(event: Event) -> bool:
+    message = event.message()
+    return (
+        message is not None
+        and message.get("method") == "notifications/resources/updated"
+        and message.get("params", {}).get("uri") == URI
+    )
+
+
+async def measure(log_dir: Path, *, changes: int, warmup: int) -> NotifyLatency:
+    database = log_dir / "notify.sqlite3"
+    with servers.redis_server(log_dir) as redis:
+        redis_url = f"redis://{servers.LOOPBACK}:{redis.port}/0"
+        shared = {"DJANGO_SQLITE_PATH": str(database), "REDIS_URL": redis_url}
+        nodes = [
+            servers.our_node(
+                log_dir,
+                json_response=False,
+                redis_url=redis_url,
+                mcp_server=servers.DECISION_SERVER,
+                extra_env=shared,
+                name=name,
+            )
+            for name in ("node-a", "node-b")
+        ]
+        try:
+            for node in nodes:  # both start at once: daphne takes a second or two to import Django
+                node.launch()
+            # Meanwhile (on the harness's core), as an operator would before sending traffic:
+            prepare = servers.node_env(MCP_SERVER=servers.DECISION_SERVER, **shared)
+            servers.manage(prepare, "migrate", "--noinput")
+            servers.manage(prepare, "load_demo_decisions")
+            node_a, node_b = (node.wait_listening() for node in nodes)
+            return await _measure(node_a, node_b, changes=changes, warmup=warmup)
+        finally:
+            for node in nodes:
+                node.stop()
+
+
+async def _measure(
+    node_a: servers.ServerProcess, node_b: servers.ServerProcess, *, changes: int, warmup: int
+) -> NotifyLatency:
+    host_a = f"{servers.LOOPBACK}:{node_a.port}"
+    host_b = f"{servers.LOOPBACK}:{node_b.port}"
+    control = Connection(servers.LOOPBACK, node_a.port)
+    session_id = await open_session(control, host_a)
+    subscribe = {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}
+    answer = await control.request(
+        render_request("POST", "/mcp", host_a, session_headers(session_id), json.dumps(subscribe).encode())
+    )
+    if answer.status != 200 or b'"result"' not in answer.body:
+        raise RuntimeError(f"resources/subscribe: HTTP {answer.status}: {answer.body[:300]!r}")
+    stream = await EventStream.open(servers.LOOPBACK, node_a.port, standalone_get(host_a, session_id))
+    updates: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def read_stream() -> None:
+        with contextlib.suppress(EOFError, OSError, asyncio.IncompleteReadError):
+            while True:
+                event = await stream.next_event()
+                if _is_update(event):
+                    updates.put_nowait(event)
+
+    reader = asyncio.get_running_loop().create_task(read_stream())
+    mutations = Connection(servers.LOOPBACK, node_b.port)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    result = NotifyLatency(changes=changes, latencies=[], round_trips=[])
+    try:
+        for number in range(warmup + changes):
+            while not updates.empty():  # a late event of a change already counted as lost
+                updates.get_nowait()
+            body = json.dumps({"query": MUTATION % f"Pin handshake sessions to one node, change {number}"})
+            raw = render_request("POST", "/graphql", host_b, headers, body.encode())
+            sent = time.perf_counter()
+            answer = await mutations.request(raw)
+            round_trip = time.perf_counter() - sent
+            ok = answer.status == 200 and b'"errors":[]' in answer.body.replace(b" ", b"")
+            try:
+                event = await asyncio.wait_for(updates.get(), EVENT_TIMEOUT)
+            except TimeoutError:
+                event = None
+            if number < warmup:
+                continue
+            if not ok:
+                result.failed += 1
+                result.first_error = result.first_error or f"HTTP {answer.status}: {answer.body[:200]!r}"
+            if event is None:
+                result.lost += 1
+                continue
+            result.latencies.append(event.arrived - sent)
+            result.round_trips.append(round_trip)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await stream.close()
+        await mutations.close()
+        await control.close()
+    return result
