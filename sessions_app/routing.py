@@ -32,10 +32,6 @@ def classify_miss(record: SessionRecord | None, owner_boot_id: str | None) -> Mi
     return MissKind.STALE
 
 
-def is_owned_by(record: SessionRecord, node_id: str, boot_id: str) -> bool:
-    return record.node_id == node_id and record.boot_id == boot_id
-
-
 def session_hash(session_id: str) -> str:
     """A short, stable handle for logs: never log the id itself, which is a bearer secret."""
     return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()[:12]

@@ -13,8 +13,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.conftest import StartNode
 from tests.mcp_http import (
-    ACCEPT_BOTH,
     BASE_HEADERS,
     HANDSHAKE_VERSION,
     initialize_body,
@@ -212,4 +212,18 @@ def test_modern_notification_is_accepted(node: Node, client: httpx.Client) -> No
 def test_json_accept_alone_is_refused_for_sse_mode(node: Node, client: httpx.Client) -> None:
     response = client.post(node.mcp_url, json=initialize_body(), headers={**BASE_HEADERS, "Accept": "application/json"})
     assert response.status_code == 406
-    assert ACCEPT_BOTH  # the header the client should have sent
+    assert "text/event-stream" in response.json()["error"]["message"]
+
+
+def test_json_response_mode_needs_and_answers_only_json(node_factory: StartNode, client: httpx.Client) -> None:
+    json_node = node_factory(MCP_JSON_RESPONSE="1")
+    json_only = {**BASE_HEADERS, "Accept": "application/json"}
+    initialized = client.post(json_node.mcp_url, json=initialize_body(), headers=json_only)
+    assert initialized.status_code == 200
+    headers = {**session_headers(initialized.headers["mcp-session-id"]), "Accept": "application/json"}
+
+    listing = client.post(json_node.mcp_url, content=TOOLS_LIST, headers=headers)
+
+    assert listing.status_code == 200
+    assert listing.headers["content-type"] == "application/json"
+    assert [tool["name"] for tool in listing.json()["result"]["tools"]] == ["echo"]
