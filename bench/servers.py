@@ -165,7 +165,7 @@ def our_node(
         env["REDIS_URL"] = redis_url
     # `-v 0`: no access log, like the reference's `--no-access-log`. At its default
     # verbosity (the Dockerfile's) daphne writes one access-log line per request.
-    argv = [sys.executable, "-m", "daphne", "-v", "0", "-b", LOOPBACK, "-p", str(port), "mcpsite.asgi:application"]
+    argv = [sys.executable, "-m", "mcpsite.http_server", "-v", "0", "-b", LOOPBACK, "-p", str(port), "mcpsite.asgi:application"]
     label = name or f"ours-{'json' if json_response else 'sse'}"
     return ServerProcess(label, argv, env, log_dir / f"{label}-{port}.log", port)
 

@@ -72,6 +72,15 @@ CASES = [
     Case(
         "wrong Content-Type", 415, INVALID_REQUEST, headers=session_headers(SESSION, **{"Content-Type": "text/plain"})
     ),
+    # Stock daphne lets Twisted answer this one with a bare HTML 400 before the
+    # application sees it; mcpsite/http_server.py leaves the body to us.
+    Case(
+        "multipart form body without a boundary",
+        415,
+        INVALID_REQUEST,
+        headers=session_headers(SESSION, **{"Content-Type": "multipart/form-data"}),
+        body=b"no boundary, so not a form",
+    ),
     Case("missing Content-Type", 415, INVALID_REQUEST, headers=_without(session_headers(SESSION), "Content-Type")),
     Case("Accept without SSE", 406, INVALID_REQUEST, headers=session_headers(SESSION, Accept="application/json")),
     Case("Accept without JSON", 406, INVALID_REQUEST, headers=session_headers(SESSION, Accept="text/event-stream")),

@@ -285,7 +285,16 @@ def test_dockerfile_runs_daphne_as_a_user_without_privileges() -> None:
     keywords = [keyword for keyword, _ in instructions]
     assert instructions[0] == ("FROM", "python:3.11-slim")
     entrypoint = instructions[keywords.index("ENTRYPOINT")][1]
-    assert yaml.safe_load(entrypoint) == ["daphne", "-b", "0.0.0.0", "-p", "8000", "mcpsite.asgi:application"]
+    assert yaml.safe_load(entrypoint) == [
+        "python",
+        "-m",
+        "mcpsite.http_server",
+        "-b",
+        "0.0.0.0",
+        "-p",
+        "8000",
+        "mcpsite.asgi:application",
+    ]
     user = instructions[keywords.index("USER")][1]
     assert user not in ("root", "0")
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
