@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from channels.exceptions import StopConsumer
@@ -58,22 +59,33 @@ SESSION_NOT_FOUND = "Session not found on this node: it ended or lives elsewhere
 
 
 class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no types
-    # Sessions own their channel-layer channels; a per-request channel would
-    # cost a Redis round trip on every request for nothing.
-    channel_layer_alias = "__mcp_consumer_has_no_channel__"
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.settings: McpSettings = mcp_settings()
         self._receive = receive
-        self.disconnected = asyncio.Event()
+        self.disconnected = False
+        self._on_disconnect: list[Callable[[], object]] = []
+        self._disconnect_watcher: asyncio.Task[None] | None = None
         self._received_bytes = 0
         self._response_started = False
-        await super().__call__(scope, receive, send)
+        # What AsyncConsumer.__call__ does, less what this consumer never uses.
+        # It has no channel-layer channel (sessions own theirs; one per request
+        # would cost a Redis round trip for nothing), so Channels' generic loop,
+        # which races `receive` against that channel with asyncio.wait and a
+        # task per message, is replaced by plain receives.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: Any) -> None:
         # Channels closes stale database connections before every message via
         # a thread hand-off (aclose_old_connections); the transport never
-        # touches the database, so it skips that per-message cost.
+        # touches the database (MCP handlers that do use database_sync_to_async,
+        # which closes them), so it skips that per-message cost.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -88,13 +100,11 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         self.body.append(chunk)
         if message.get("more_body"):
             return
-        # From here on the only message the client can send is its
-        # disconnect; one watcher receives it for whoever needs to know.
-        watcher = asyncio.get_running_loop().create_task(self._watch_for_disconnect())
         try:
             await self.handle(b"".join(self.body))
         finally:
-            watcher.cancel()
+            if self._disconnect_watcher is not None:
+                self._disconnect_watcher.cancel()
         raise StopConsumer()
 
     async def handle(self, body: bytes) -> None:
@@ -265,22 +275,29 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
     async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
         self._response_started = True
         await self.send_headers(status=200, headers=wire.SSE_HEADERS + wire.encode_headers(headers or {}))
-        aborter = asyncio.get_running_loop().create_task(self._abort_on_disconnect(connection))
-        try:
-            async for frame in connection.frames(self.settings.sse_keepalive):
-                await self.send_body(frame, more_body=True)
-            if self.disconnected.is_set():
-                return False
-            await self.send_body(b"")
-            return True
-        finally:
-            aborter.cancel()
+        self.on_disconnect(connection.abort)
+        async for frame in connection.frames(self.settings.sse_keepalive):
+            await self.send_body(frame, more_body=True)
+        if self.disconnected:
+            return False
+        await self.send_body(b"")
+        return True
 
-    async def _abort_on_disconnect(self, connection: SseConnection) -> None:
-        await self.disconnected.wait()
-        connection.abort()
+    def on_disconnect(self, callback: Callable[[], object]) -> None:
+        """Call `callback` (and set `disconnected`) if the client goes away before the response ends.
+
+        Once the body is read, the only message left for the client to send is
+        its disconnect. Nothing listens for it until someone asks here: a JSON
+        answer in the handshake era needs no watcher, streams and 2026-07-28
+        requests (whose cancellation it is) do.
+        """
+        self._on_disconnect.append(callback)
+        if self._disconnect_watcher is None:
+            self._disconnect_watcher = asyncio.get_running_loop().create_task(self._watch_for_disconnect())
 
     async def _watch_for_disconnect(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
             pass
-        self.disconnected.set()
+        self.disconnected = True
+        for callback in self._on_disconnect:
+            callback()

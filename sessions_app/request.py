@@ -21,15 +21,22 @@ class McpRequest:
     method: str
     # Header names lower-cased; a repeated header's values joined with ", ".
     headers: dict[str, str]
-    raw_headers: list[tuple[str, str]] = field(repr=False)
+    # The header lines as the server passed them (shared with the scope, not
+    # copied: an open stream keeps its request alive for as long as it lasts).
+    scope_headers: list[tuple[bytes, bytes]] = field(repr=False)
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
-        raw = [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in scope["headers"]]
         headers: dict[str, str] = {}
-        for name, value in raw:
+        for raw_name, raw_value in scope["headers"]:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return cls(method=scope["method"], headers=headers, raw_headers=raw)
+        return cls(method=scope["method"], headers=headers, scope_headers=scope["headers"])
+
+    @property
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """Every header line in order, repeats kept, names lower-cased."""
+        return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in self.scope_headers]
 
     @property
     def session_id(self) -> str | None:

@@ -12,7 +12,7 @@ cancels the handler: in this era that is how a client cancels.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,8 +54,10 @@ from .tool_param_headers import param_header_rejection
 
 
 class ResponseWriter(Protocol):
-    # Set when the client goes away.
-    disconnected: asyncio.Event
+    # True once the client went away (known only after someone asked with on_disconnect).
+    disconnected: bool
+
+    def on_disconnect(self, callback: Callable[[], object]) -> None: ...
 
     async def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None: ...
 
@@ -184,10 +186,10 @@ async def serve_stateless(
 
     handler = asyncio.get_running_loop().create_task(answer())
     # In this era the client closing its request is how it cancels.
-    canceller = asyncio.get_running_loop().create_task(_cancel_on_disconnect(writer, handler))
+    writer.on_disconnect(handler.cancel)
     try:
         await outbox.wait_for_output(settings.sse_keepalive)
-        if writer.disconnected.is_set():
+        if writer.disconnected:
             return
         if handler.done() and context.notifications_sent == 0:
             reply = handler.result()
@@ -197,15 +199,9 @@ async def serve_stateless(
             # Notifications came first, or the handler is slow: stream, ending with the answer.
             await writer.send_sse(outbox)
     finally:
-        canceller.cancel()
         handler.cancel()
 
 
 async def _send_rejection(writer: ResponseWriter, rejection: InboundLadderRejection, request_id: RequestId) -> None:
     error = wire.error_message(rejection.code, rejection.message, request_id, rejection.data)
     await writer.send_json(ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), wire.dump_message(error))
-
-
-async def _cancel_on_disconnect(writer: ResponseWriter, handler: asyncio.Task[Any]) -> None:
-    await writer.disconnected.wait()
-    handler.cancel()
