@@ -42,13 +42,18 @@ def _echo_call(request_id: int, meta: dict[str, Any] | None = None) -> dict[str,
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
 
 
-def session_headers(session_id: str) -> dict[str, str]:
-    return {**_base_headers(), "Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION}
+def _with_cookie(headers: dict[str, str], cookie: str) -> dict[str, str]:
+    return {**headers, "Cookie": cookie} if cookie else headers
 
 
-def handshake_call(host: str, session_id: str) -> RequestFactory:
-    """tools/call on an established handshake-era session."""
-    headers = session_headers(session_id)
+def session_headers(session_id: str, cookie: str = "") -> dict[str, str]:
+    headers = {**_base_headers(), "Mcp-Session-Id": session_id, "MCP-Protocol-Version": HANDSHAKE_VERSION}
+    return _with_cookie(headers, cookie)
+
+
+def handshake_call(host: str, session_id: str, cookie: str = "") -> RequestFactory:
+    """tools/call on an established handshake-era session (with the proxy's sticky cookie, if any)."""
+    headers = session_headers(session_id, cookie)
     return lambda request_id: render_request("POST", "/mcp", host, headers, _dump(_echo_call(request_id)))
 
 
@@ -63,8 +68,7 @@ def modern_call(host: str) -> RequestFactory:
     return lambda request_id: render_request("POST", "/mcp", host, headers, _dump(_echo_call(request_id, MODERN_META)))
 
 
-async def open_session(connection: Connection, host: str) -> str:
-    """initialize + notifications/initialized; returns the Mcp-Session-Id."""
+def initialize_request(host: str, cookie: str = "") -> bytes:
     initialize = {
         "jsonrpc": "2.0",
         "id": 0,
@@ -75,15 +79,39 @@ async def open_session(connection: Connection, host: str) -> str:
             "clientInfo": {"name": "bench", "version": "1"},
         },
     }
-    response = await connection.request(render_request("POST", "/mcp", host, _base_headers(), _dump(initialize)))
+    return render_request("POST", "/mcp", host, _with_cookie(_base_headers(), cookie), _dump(initialize))
+
+
+def initialized_request(host: str, session_id: str, cookie: str = "") -> bytes:
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    return render_request("POST", "/mcp", host, session_headers(session_id, cookie), _dump(initialized))
+
+
+def cookie_after(response: Response, cookie: str = "") -> str:
+    """The `name=value` to send back after `response`: its Set-Cookie's if it set one, else `cookie`.
+
+    Behind Traefik that is the sticky `_mcp_backend` cookie. It is `Secure`, so
+    real clients keep it over HTTPS only; this client just echoes it.
+    """
+    set_cookie = response.headers.get(b"set-cookie")
+    return set_cookie.split(b";", 1)[0].strip().decode("latin-1") if set_cookie else cookie
+
+
+async def open_session(connection: Connection, host: str) -> str:
+    """initialize + notifications/initialized; returns the Mcp-Session-Id."""
+    session_id, _ = await open_sticky_session(connection, host)
+    return session_id
+
+
+async def open_sticky_session(connection: Connection, host: str) -> tuple[str, str]:
+    """open_session, sending back any cookie the first answer set; returns (Mcp-Session-Id, cookie)."""
+    response = await connection.request(initialize_request(host))
     _require(response, (200,), "initialize")
     session_id = response.headers[b"mcp-session-id"].decode("ascii")
-    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    response = await connection.request(
-        render_request("POST", "/mcp", host, session_headers(session_id), _dump(initialized))
-    )
+    cookie = cookie_after(response)
+    response = await connection.request(initialized_request(host, session_id, cookie))
     _require(response, (202,), "notifications/initialized")
-    return session_id
+    return session_id, cookie_after(response, cookie)
 
 
 async def close_session(connection: Connection, host: str, session_id: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_module
 from dataclasses import dataclass
 
 # A response header block larger than this is not one of ours.
@@ -33,18 +34,29 @@ def render_request(method: str, path: str, host: str, headers: dict[str, str], b
 
 
 class Connection:
-    """One keep-alive connection; reopened transparently when the server asks to close."""
+    """One keep-alive connection; reopened transparently when the server asks to close.
 
-    def __init__(self, host: str, port: int) -> None:
+    With `ssl`, the connection speaks HTTPS (HTTP/1.1: no ALPN is offered, so no h2).
+    """
+
+    def __init__(self, host: str, port: int, ssl: ssl_module.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.ssl = ssl
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def request(self, raw: bytes) -> Response:
+    async def connect(self) -> None:
+        """Open the connection now (a request opens it when needed anyway)."""
         if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, limit=MAX_HEAD_BYTES)
+            self._reader, self._writer = await asyncio.open_connection(
+                self.host, self.port, limit=MAX_HEAD_BYTES, ssl=self.ssl
+            )
+
+    async def request(self, raw: bytes) -> Response:
+        await self.connect()
         assert self._reader is not None
+        assert self._writer is not None
         self._writer.write(raw)
         response = await read_response(self._reader)
         if response.headers.get(b"connection", b"").lower() == b"close":
