@@ -9,10 +9,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import capacity, machine, notify, profiling, redis_cost, report, servers, throughput
+from . import capacity, failover, machine, notify, profiling, proxy, redis_cost, report, servers, throughput
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
+SCENARIOS = frozenset(range(1, 8))
+# Scenario 6: clients, seconds between one client's calls, seconds of steady pace before the
+# kill and of watching after everyone recovered. On 2 cores with the whole cluster on one,
+# 500 calls/s already saturates it: one call per client every 2 s keeps the core about half busy.
+FAILOVER_FULL = failover.Plan(sessions=500, period=2.0, before=6.0, after=2.0)
+FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
+
+
+def _scenarios(text: str) -> frozenset[int]:
+    chosen = frozenset(int(part) for part in text.split(",") if part.strip())
+    if not chosen <= SCENARIOS:
+        raise argparse.ArgumentTypeError(f"scenarios are numbered 1 to 7, not {text}")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="measured requests per run (default 2000, smoke 20)")
     parser.add_argument("--rounds", type=int, help="alternating rounds per row (default 3, smoke 1)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of our node")
+    parser.add_argument(
+        "--only",
+        type=_scenarios,
+        default=SCENARIOS,
+        metavar="N,N",
+        help="run only these scenarios (e.g. 3,6; 1 and 2 run together); no profile. The report marks the rest "
+        "as not measured, so point --out elsewhere",
+    )
     args = parser.parse_args(argv)
 
     base = SMOKE if args.smoke else FULL
@@ -41,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, facts: dict[str, str]) -> int:
-    rows = await throughput.measure(plan, log_dir)
+    only: frozenset[int] = args.only
+    rows: list[throughput.Row] = []
+    if only & {1, 2}:
+        rows = await throughput.measure(plan, log_dir)
     for row in rows:
         print(
             f"  {row.era:9} {row.mode:4} x{row.concurrency:<2} ours {row.ours.throughput:7.0f} req/s "
@@ -49,8 +73,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             flush=True,
         )
     redis: redis_cost.RedisCost | None = None
-    redis_skipped = ""
-    if shutil.which("redis-server"):
+    redis_skipped = "" if shutil.which("redis-server") else "redis-server is not installed (Debian: redis-server)."
+    if 7 in only and not redis_skipped:
         redis = await redis_cost.measure(
             log_dir,
             requests=50 if args.smoke else 1000,
@@ -58,31 +82,32 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             idle_seconds=1.0 if args.smoke else 10.0,
         )
         print(f"  redis: {redis.per_request:.3f} commands per call, {redis.per_lifecycle:.2f} per lifecycle")
-    else:
-        redis_skipped = "redis-server is not installed (Debian package redis-server)."
-    held = await capacity.measure(
-        log_dir,
-        steps=(10, 20) if args.smoke else (1000, 5000),
-        calls=20 if args.smoke else 500,
-        warmup=5 if args.smoke else 100,
-        settle=0.1 if args.smoke else capacity.SETTLE_SECONDS,
-    )
-    for step in held.steps:
-        print(
-            f"  capacity: {step.sessions:5} streams, RSS {step.rss_kib / 1024:.1f} MiB "
-            f"({step.per_session_kib(held.baseline):.1f} KiB each), tools/call p99 {step.calls.p99_ms:.2f} ms",
-            flush=True,
+    held: capacity.Capacity | None = None
+    if 4 in only:
+        held = await capacity.measure(
+            log_dir,
+            steps=(10, 20) if args.smoke else (1000, 5000),
+            calls=20 if args.smoke else 500,
+            warmup=5 if args.smoke else 100,
+            settle=0.1 if args.smoke else capacity.SETTLE_SECONDS,
         )
+        for step in held.steps:
+            print(
+                f"  capacity: {step.sessions:5} streams, RSS {step.rss_kib / 1024:.1f} MiB "
+                f"({step.per_session_kib(held.baseline):.1f} KiB each), tools/call p99 {step.calls.p99_ms:.2f} ms",
+                flush=True,
+            )
     notified: notify.NotifyLatency | None = None
-    if redis is not None:
+    if 5 in only and not redis_skipped:
         notified = await notify.measure(log_dir, changes=10 if args.smoke else 500, warmup=2 if args.smoke else 20)
         print(
             f"  notify: p50 {notified.p50_ms:.2f} ms p99 {notified.p99_ms:.2f} ms, mutation round trip "
             f"p50 {notified.round_trip_p50_ms:.2f} ms, {notified.lost} lost",
             flush=True,
         )
+    proxied, failed_over = await _cluster_scenarios(args, plan, log_dir, redis_skipped)
     lines: list[str] = []
-    if not args.smoke and not args.no_profile:
+    if not args.smoke and not args.no_profile and only == SCENARIOS:
         lines = await profiling.profile(log_dir, seconds=15)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot = report.write(
@@ -92,6 +117,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         redis_skipped=redis_skipped,
         capacity=held,
         notify=notified,
+        proxy=proxied,
+        failover=failed_over,
         machine=facts,
         plan=plan,
         smoke=args.smoke,
@@ -99,16 +126,47 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     )
     print(f"bench: wrote {args.out} and {plot}")
     errors = sum(row.ours.errors + row.reference.errors for row in rows)
-    errors += sum(step.calls.errors for step in held.steps)
+    errors += sum(step.calls.errors for step in held.steps) if held is not None else 0
     errors += notified.failed + notified.lost if notified is not None else 0
+    errors += proxied.errors if proxied is not None else 0
+    errors += failed_over.errors if failed_over is not None else 0
     if errors:
-        print(f"bench: {errors} requests failed; see the Errors column", file=sys.stderr)
+        print(f"bench: {errors} requests failed; see the Errors columns", file=sys.stderr)
         return 1
     return 0
 
 
+async def _cluster_scenarios(
+    args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, redis_skipped: str
+) -> tuple[proxy.ProxyCost | None, failover.Failover | None]:
+    """Scenarios 3 and 6 share one cluster (Traefik and three nodes); 6 kills a node, so it goes last."""
+    if not args.only & {3, 6} or redis_skipped:
+        return None, None
+    proxied: proxy.ProxyCost | None = None
+    failed_over: failover.Failover | None = None
+    async with proxy.cluster(log_dir) as cluster:
+        if 3 in args.only:
+            proxied = await proxy.measure(cluster, plan, log_dir)
+            for row in proxied.rows:
+                print(
+                    f"  proxy: {row.path:13} x{row.concurrency:<2} median {row.stats.median_ms:6.2f} ms "
+                    f"p99 {row.stats.p99_ms:6.2f} ms {row.stats.throughput:6.0f} req/s",
+                    flush=True,
+                )
+        if 6 in args.only:
+            failed_over = await failover.measure(cluster, FAILOVER_SMOKE if args.smoke else FAILOVER_FULL)
+            print(
+                f"  failover: {len(failed_over.affected)} clients on {failed_over.victim}, recovered max "
+                f"{max(failed_over.recovery_times, default=float('nan')):.2f} s, {failed_over.unrecovered} not; "
+                f"failed per client {dict(sorted(failed_over.failed_per_client.items()))}, "
+                f"unaffected clients failed {failed_over.unaffected_failed}",
+                flush=True,
+            )
+    return proxied, failed_over
+
+
 def _dump_logs(log_dir: Path) -> None:
-    for log in sorted(log_dir.glob("*.log")):
+    for log in sorted(log_dir.rglob("*.log")):
         print(f"--- {log.name} (last lines)", file=sys.stderr)
         print("\n".join(log.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
 

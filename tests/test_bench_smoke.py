@@ -57,6 +57,27 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert re.search(rf"\| The mutation's own round trip on B \| {NUMBER} \| {NUMBER} \|", notify)
     assert "Notifications lost (none within 5 s): 0. Mutations that failed: 0." in notify
 
+    proxy = section(report, "Scenario 3:")
+    paths = re.findall(
+        rf"^\| (straight to the node|through Traefik, plain HTTP|through Traefik, HTTPS) \([^)]*\) \| (1|32) "
+        rf"\| {NUMBER} \| {NUMBER} \| {NUMBER} \| (?:-|[+-]{NUMBER}) \| {NUMBER} \| (\d+) \|$",
+        proxy,
+        re.M,
+    )
+    assert len({(path, clients) for path, clients, _ in paths}) == 6, proxy
+    assert all(errors == "0" for _, _, errors in paths), proxy
+    assert re.search(r"^Target: Traefik adds under 1 ms at p50 .* — (met|not met \(gap .*\))\.", proxy, re.M)
+
+    failover = section(report, "Scenario 6:")
+    affected = re.search(r"^\| Affected clients \(sessions on node\d\) \| (\d+) \|$", failover, re.M)
+    assert affected, failover
+    assert f"| Recovered within 30 s | {affected[1]} |" in failover
+    assert re.search(r"^\| Unaffected clients \(\d+\): failed requests \| 0 \|$", failover, re.M)
+    assert "| Failed requests before the kill (all clients) | 0 |" in failover
+    assert re.search(
+        r"^Target: every affected client recovered within 10 s .* — (met|not met \(gap: .*\))\.", failover, re.M
+    )
+
     redis = section(report, "Scenario 7:")
     assert re.search(rf"\| Per `tools/call` on an established session .* \| {NUMBER} \|", redis)
     assert re.search(rf"\| Per session lifecycle .* \| {NUMBER} \|", redis)
@@ -65,7 +86,5 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
         assert f"| {fact}" in machine
     not_yet = section(report, "What this slice does not measure yet")
-    for number in (3, 6):
-        assert f"Scenario {number}:" in not_yet
-    for number in (4, 5):
+    for number in range(1, 8):
         assert f"Scenario {number}:" not in not_yet

