@@ -1,8 +1,8 @@
 """One handshake-era MCP session, alive in this process only.
 
-A session runs the SDK's server loop as a task over a pair of in-memory
-streams. Messages from the client go in through `deliver`; everything the
-server writes comes out through `_route_outgoing`, which puts each message on
+A session runs the SDK's server loop as a task. Messages from the client go in
+through `deliver` (an in-memory stream); everything the server writes is
+handed straight to `_route` (no stream, no task), which puts each message on
 exactly one SSE stream:
 
 - a response, or a message tied to a request (`related_request_id`), goes on
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
@@ -100,9 +100,7 @@ class McpSession:
     def __post_init__(self) -> None:
         self._read_send: MemoryObjectSendStream[SessionMessage | Exception]
         self._read_send, self._read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-        self._write_send: MemoryObjectSendStream[SessionMessage]
-        self._write_recv: MemoryObjectReceiveStream[SessionMessage]
-        self._write_send, self._write_recv = anyio.create_memory_object_stream[SessionMessage](0)
+        self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
         self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None)}
         # Streams of requests still waiting for their answer, by str(request id).
@@ -119,22 +117,20 @@ class McpSession:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{self.id[:8]}")
 
     async def _run(self) -> None:
+        listener = asyncio.get_running_loop().create_task(self._listen_channel()) if self.channel_name else None
         try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._route_outgoing)
-                if self.channel_name:
-                    tasks.start_soon(self._listen_channel)
-                await serve_loop(
-                    self.host.server,
-                    self._read_recv,
-                    self._write_send,
-                    lifespan_state=self.host.lifespan_state,
-                    session_id=self.id,
-                )
-                tasks.cancel_scope.cancel()
+            await serve_loop(
+                self.host.server,
+                self._read_recv,
+                self._outgoing,
+                lifespan_state=self.host.lifespan_state,
+                session_id=self.id,
+            )
         except Exception:
             logger.exception("MCP session %s crashed", self.id[:8])
         finally:
+            if listener is not None:
+                listener.cancel()
             if not self.closed:
                 # The server loop ended on its own (crash, or the SDK closed it):
                 # the session is over, and the manager must forget it.
@@ -262,7 +258,7 @@ class McpSession:
         # The handshake-era wire ends a request's stream only with a response,
         # so a cancelled request is answered with an error instead of silence.
         error = wire.error_message(REQUEST_CANCELLED, "Request cancelled", request_id=stream.request_id)
-        await self._write_send.send(SessionMessage(error))
+        await self._outgoing.send(SessionMessage(error))
 
     # --- messages from other processes ------------------------------------
 
@@ -292,10 +288,6 @@ class McpSession:
                 logger.warning("MCP session %s ignored a channel message of type %r", self.id[:8], kind)
 
     # --- outbound --------------------------------------------------------
-
-    async def _route_outgoing(self) -> None:
-        async for outgoing in self._write_recv:
-            self._route(outgoing)
 
     def _route(self, outgoing: SessionMessage) -> None:
         message = outgoing.message
@@ -334,3 +326,29 @@ class McpSession:
             expired = self._answered.popleft()
             self.streams.pop(expired, None)
             self.log.forget_stream(expired)
+
+
+class _RouteOnSend:
+    """The session's write stream (the SDK's `WriteStream` protocol): each message is routed as it is sent.
+
+    Routing never waits, so a memory stream and a task draining it would only
+    add a task switch per message and a few KiB per idle session.
+    """
+
+    def __init__(self, route: Callable[[SessionMessage], None]) -> None:
+        self._route = route
+        self._closed = False
+
+    async def send(self, item: SessionMessage, /) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        self._route(item)
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+    async def __aenter__(self) -> _RouteOnSend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

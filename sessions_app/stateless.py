@@ -164,7 +164,7 @@ async def serve_stateless(
         return
     connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
 
-    async def answer() -> JSONRPCResponse | JSONRPCError:
+    async def answer() -> tuple[JSONRPCResponse | JSONRPCError, bytes]:
         try:
             result = await serve_one(
                 host.server,
@@ -180,9 +180,10 @@ async def serve_stateless(
             raise
         except Exception as exc:
             reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=modern_error_data(exc))
+        body = wire.dump_message(reply)
         # On an SSE answer the reply is the stream's last event.
-        outbox.finish(wire.sse_frame(wire.dump_message(reply)))
-        return reply
+        outbox.finish(wire.sse_frame(body))
+        return reply, body
 
     handler = asyncio.get_running_loop().create_task(answer())
     # In this era the client closing its request is how it cancels.
@@ -192,9 +193,9 @@ async def serve_stateless(
         if writer.disconnected:
             return
         if handler.done() and context.notifications_sent == 0:
-            reply = handler.result()
+            reply, body = handler.result()
             status = ERROR_CODE_HTTP_STATUS.get(reply.error.code, 200) if isinstance(reply, JSONRPCError) else 200
-            await writer.send_json(status, wire.dump_message(reply))
+            await writer.send_json(status, body)
         else:
             # Notifications came first, or the handler is slow: stream, ending with the answer.
             await writer.send_sse(outbox)
