@@ -10,7 +10,6 @@ cannot be replayed, and the client is told so rather than silently given a gap.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,7 +46,9 @@ def parse_event_id(value: str) -> tuple[int, int]:
 
 class EventLog:
     def __init__(self, max_events: int, max_bytes: int) -> None:
-        self._events: deque[LoggedEvent] = deque()
+        # A list, not a deque: it holds at most MCP_EVENT_LOG_MAX_EVENTS (a few
+        # hundred), and an empty deque costs 624 bytes in every idle session.
+        self._events: list[LoggedEvent] = []
         self._bytes = 0
         self._max_events = max_events
         self._max_bytes = max_bytes
@@ -65,7 +66,7 @@ class EventLog:
         self._events.append(LoggedEvent(stream, seq, frame))
         self._bytes += len(frame)
         while self._events and (len(self._events) > self._max_events or self._bytes > self._max_bytes):
-            dropped = self._events.popleft()
+            dropped = self._events.pop(0)
             self._bytes -= len(dropped.frame)
             self._dropped_upto[dropped.stream] = dropped.seq
 

@@ -19,7 +19,9 @@ class SseConnection:
     def __init__(self, max_pending: int) -> None:
         self._outbox: deque[bytes] = deque()
         self._max_pending = max_pending
-        self._wakeup = asyncio.Event()
+        # Made only while the writer waits: most connections (every 2026-07-28
+        # answer ready at once, idle streams between events) never need one.
+        self._waiter: asyncio.Future[None] | None = None
         self._ending = False
         self.aborted = False
 
@@ -35,7 +37,7 @@ class SseConnection:
             self.abort()
             return False
         self._outbox.append(frame)
-        self._wakeup.set()
+        self._wake()
         return True
 
     def finish(self, last_frame: bytes | None = None) -> None:
@@ -45,25 +47,31 @@ class SseConnection:
         if last_frame is not None:
             self._outbox.append(last_frame)
         self._ending = True
-        self._wakeup.set()
+        self._wake()
 
     def abort(self) -> None:
         """End the response now, dropping whatever is still queued."""
         self._outbox.clear()
         self._ending = True
         self.aborted = True
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def wait_for_output(self, within: float) -> bool:
         """Wait up to `within` seconds for a frame or the end; False if neither came."""
         if self._outbox or self._ending:
             return True
-        self._wakeup.clear()
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(within):
-                await self._wakeup.wait()
+                await self._waiter
         except TimeoutError:
             return False
+        finally:
+            self._waiter = None
         return True
 
     @property
