@@ -48,7 +48,8 @@ def pin_client() -> bool:
     return True
 
 
-def _pinned(argv: list[str], core: int) -> list[str]:
+def pinned(argv: list[str], core: int) -> list[str]:
+    """`argv` run on `core` when pinning is available, as is otherwise."""
     return ["taskset", "-c", str(core), *argv] if pinning_available() else argv
 
 
@@ -70,7 +71,7 @@ class ServerProcess:
         """Start the process without waiting for it (to start several at once)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                _pinned(self.argv, self.core), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                pinned(self.argv, self.core), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def wait_listening(self, timeout: float = 30.0) -> ServerProcess:
@@ -165,7 +166,18 @@ def our_node(
         env["REDIS_URL"] = redis_url
     # `-v 0`: no access log, like the reference's `--no-access-log`. At its default
     # verbosity (the Dockerfile's) daphne writes one access-log line per request.
-    argv = [sys.executable, "-m", "mcpsite.http_server", "-v", "0", "-b", LOOPBACK, "-p", str(port), "mcpsite.asgi:application"]
+    argv = [
+        sys.executable,
+        "-m",
+        "mcpsite.http_server",
+        "-v",
+        "0",
+        "-b",
+        LOOPBACK,
+        "-p",
+        str(port),
+        "mcpsite.asgi:application",
+    ]
     label = name or f"ours-{'json' if json_response else 'sse'}"
     return ServerProcess(label, argv, env, log_dir / f"{label}-{port}.log", port)
 

@@ -1,0 +1,197 @@
+"""The same `tools/call` requests through each ASGI application in-process, with no HTTP server.
+
+Scenarios 1 and 2 measure whole servers: our application under daphne, the
+reference's under uvicorn. This splits the two: each application runs in a
+fresh interpreter pinned to the server core, and is called directly with the
+very bytes the load generator sends, parsed into an ASGI scope. The CPU time
+per request (JSON answers, sequential) is what the application costs: our
+transport, Channels and the SDK against Starlette and the SDK's own
+transport. What the full-server figures add on top of it is the HTTP server.
+
+    python -m bench.app_only ours|reference --requests N --rounds R   # prints JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import servers
+from .messages import EXPECTED_IN_ANSWER, handshake_call, initialize_request, initialized_request, modern_call
+
+SIDES = ("ours", "reference")
+ERAS = ("handshake", "modern")
+HOST = f"{servers.LOOPBACK}:8000"
+
+Asgi = Callable[..., Awaitable[None]]  # an ASGI 3 application
+
+
+@dataclass(frozen=True)
+class AppCost:
+    """CPU microseconds per request, best round, by era, for each side."""
+
+    ours: dict[str, float]
+    reference: dict[str, float]
+    requests: int
+    rounds: int
+
+    def ratio(self, era: str) -> float:
+        """How many of our requests fit in the CPU one reference request takes (>1: ours is cheaper)."""
+        return self.reference[era] / self.ours[era] if self.ours[era] else 0.0
+
+
+def measure(*, requests: int, rounds: int) -> AppCost:
+    costs = {side: _run_side(side, requests, rounds) for side in SIDES}
+    return AppCost(costs["ours"], costs["reference"], requests, rounds)
+
+
+def _run_side(side: str, requests: int, rounds: int) -> dict[str, float]:
+    if side == "ours":
+        env = servers.node_env(MCP_SERVER=servers.ECHO_SERVER, MCP_JSON_RESPONSE="1", MCP_SHUTDOWN_DRAIN_DELAY="0")
+    else:
+        env = servers.node_env(BENCH_REFERENCE_JSON="1")
+    argv = [sys.executable, "-m", "bench.app_only", side, "--requests", str(requests), "--rounds", str(rounds)]
+    result = subprocess.run(
+        servers.pinned(argv, servers.SERVER_CORE),
+        cwd=servers.REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.app_only {side} failed:\n{result.stdout}\n{result.stderr}")
+    costs: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return costs
+
+
+# --- inside the measured interpreter ------------------------------------------
+
+
+def _load(side: str) -> Asgi:
+    if side == "ours":
+        from mcpsite.asgi import application
+
+        return application  # type: ignore[no-any-return]  # channels ships no types
+    from .reference_app import create_app
+
+    app = create_app()
+    # Ours freezes its startup objects (mcpsite/asgi.py); do the same here so
+    # neither side pays the collector for walking what it loaded.
+    gc.freeze()
+    return app
+
+
+def asgi_request(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """An ASGI HTTP scope and body from request bytes as `bench.rawhttp.render_request` makes them."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.split(b"\r\n")
+    method, path, _ = request_line.split(b" ")
+    headers = []
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        headers.append((name.strip().lower(), value.strip()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method.decode(),
+        "scheme": "http",
+        "path": path.decode(),
+        "raw_path": path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": (servers.LOOPBACK, 50000),
+        "server": (servers.LOOPBACK, 8000),
+    }
+    return scope, body
+
+
+async def call(app: Asgi, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One request through `app`, answered as a server would: the body, then a disconnect once it is done."""
+    scope, body = asgi_request(raw)
+    status = 0
+    headers: dict[bytes, bytes] = {}
+    chunks: list[bytes] = []
+    answered = asyncio.Event()
+    body_sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_sent
+        if not body_sent:
+            body_sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers.update((name.lower(), value) for name, value in message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
+
+    await app(scope, receive, send)
+    return status, headers, b"".join(chunks)
+
+
+async def _measure_here(app: Asgi, requests: int, rounds: int) -> dict[str, float]:
+    status, headers, _ = await call(app, initialize_request(HOST))
+    session_id = headers.get(b"mcp-session-id", b"").decode()
+    if status != 200 or not session_id:
+        raise RuntimeError(f"initialize failed: HTTP {status}")
+    await call(app, initialized_request(HOST, session_id))
+    factories = {"handshake": handshake_call(HOST, session_id), "modern": modern_call(HOST)}
+    best: dict[str, float] = {}
+    for era, factory in factories.items():
+        for request_id in range(min(300, requests)):  # warm-up
+            status, _, answer = await call(app, factory(request_id))
+            if status != 200 or EXPECTED_IN_ANSWER not in answer:
+                raise RuntimeError(f"{era} tools/call failed: HTTP {status}: {answer[:200]!r}")
+        for _ in range(rounds):
+            started = time.process_time()
+            for request_id in range(requests):
+                await call(app, factory(request_id))
+            cost = (time.process_time() - started) / requests * 1e6
+            best[era] = min(best.get(era, cost), cost)
+    return best
+
+
+async def _main_here(side: str, requests: int, rounds: int) -> dict[str, float]:
+    app = _load(side)
+    if side == "ours":
+        return await _measure_here(app, requests, rounds)
+    # The reference's session manager runs inside its lifespan.
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        return await _measure_here(app, requests, rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.app_only")
+    parser.add_argument("side", choices=SIDES)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(servers.REPO))
+    costs = asyncio.run(_main_here(args.side, args.requests, args.rounds))
+    print(json.dumps(costs), flush=True)
+    # Sessions and the SDK's tasks would otherwise wind down at exit; nothing is left to measure.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
