@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import ssl
 import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from deploy.cluster import Cluster
 
 from . import servers
 from .messages import EXPECTED_IN_ANSWER, cookie_after, handshake_call, initialize_request, initialized_request
-from .proxy import node_for_cookie
+from .proxy import CpuMeter, CpuUse, cluster_pids, node_for_cookie
 from .rawhttp import Connection, Response
 
 # A request not answered within this long counts as a transport failure.
@@ -158,9 +156,8 @@ class Failover:
     per_node: dict[str, int]
     outcomes: list[ClientOutcome]
     failed_before_kill: int  # should be zero
-    # In cores, during the steady pace before the kill: each node, Traefik, the harness, and
-    # the server core in all (anything else running on it shows as the difference).
-    busy_before: dict[str, float]
+    busy_before: CpuUse  # during the steady pace before the kill
+    harness_busy: float  # the harness's share of the client core then
     core_busy_after: float  # the server core, from the kill to the end
     observed: float  # seconds watched after the kill
     marked_down: float | None = None  # when Traefik's API first showed the victim out of rotation
@@ -229,31 +226,6 @@ def _kind(status: int) -> str:
     return "404" if status == 404 else "other"
 
 
-def _core_jiffies(core: int) -> tuple[int, int]:
-    """(busy, total) clock ticks of one core since boot, from /proc/stat."""
-    for line in Path("/proc/stat").read_text().splitlines():
-        if line.startswith(f"cpu{core} "):
-            ticks = [int(value) for value in line.split()[1:8]]
-            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
-    raise RuntimeError(f"no cpu{core} line in /proc/stat")
-
-
-class CoreMeter:
-    """How busy the server core was between two readings, whoever kept it busy."""
-
-    def __init__(self) -> None:
-        self._start = _core_jiffies(servers.SERVER_CORE)
-
-    def busy(self) -> float:
-        busy, total = _core_jiffies(servers.SERVER_CORE)
-        return (busy - self._start[0]) / max(1, total - self._start[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 async def measure(started: Cluster, plan: Plan) -> Failover:
     """Steady pace, SIGKILL, watch until every affected client has recovered (or `give_up`), then a little more."""
     tls = started.ssl_context()
@@ -282,19 +254,11 @@ async def measure(started: Cluster, plan: Plan) -> Failover:
 
 
 async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -> Failover:
-    pids = {
-        service.name: service.pid
-        for service in (*started.nodes.values(), started.traefik)
-        if service is not None and service.pid is not None
-    }
     await asyncio.sleep(plan.period)  # every client through its first turn
-    cpu_start = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-    wall_start, harness_start, core = time.monotonic(), time.process_time(), CoreMeter()
+    meter, harness_start, steady = CpuMeter(cluster_pids(started)), time.process_time(), time.monotonic()
     await asyncio.sleep(plan.before)
-    wall = time.monotonic() - wall_start
-    busy = {name: (_cpu_seconds(pids[name]) - cpu) / wall for name, cpu in cpu_start.items()}
-    busy["harness (client core)"] = (time.process_time() - harness_start) / wall
-    busy["server core in all"] = core.busy()
+    busy = meter.read()
+    harness = (time.process_time() - harness_start) / plan.before
 
     nodes = [node_for_cookie(started, client.cookie) for client in clients]
     per_node = {name: nodes.count(name) for name in started.node_names}
@@ -303,7 +267,7 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
     affected = [node == victim for node in nodes]
     for client, hit in zip(clients, affected, strict=True):
         client.recover_after = client.generation if hit else None
-    killed, core = time.monotonic(), CoreMeter()
+    killed, after_kill = time.monotonic(), CpuMeter()
     await asyncio.to_thread(started.kill_node, victim)
     watcher = asyncio.create_task(_until_out_of_rotation(started, victim, killed, plan.give_up))
     everyone_back = asyncio.gather(*(client.recovered.wait() for client in clients if client.recover_after is not None))
@@ -311,7 +275,7 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
         await asyncio.wait_for(everyone_back, max(0.0, plan.give_up - (time.monotonic() - killed)))
     await asyncio.sleep(plan.after)
     observed = time.monotonic() - killed
-    core_after = core.busy()
+    core_after = after_kill.read().core
     marked_down = await watcher if watcher.done() else None
     watcher.cancel()
 
@@ -322,13 +286,14 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
         outcomes=[],
         failed_before_kill=sum(1 for client in clients for a in client.attempts if a.at < killed and not a.ok),
         busy_before=busy,
+        harness_busy=harness,
         core_busy_after=core_after,
         observed=observed,
         marked_down=marked_down,
     )
     for number, client in enumerate(clients):
         calls = [a for a in client.attempts if a.what == "call" and a.ok]
-        result.before_latencies += [a.latency for a in calls if wall_start <= a.at < killed]
+        result.before_latencies += [a.latency for a in calls if steady <= a.at < killed]
         if not affected[number]:
             result.after_latencies += [a.latency for a in calls if a.at >= killed]
         failed = [a for a in client.attempts if a.at >= killed and not a.ok]

@@ -47,6 +47,8 @@ from .throughput import Plan
 
 PATHS = ("direct", "traefik-http", "traefik-https")
 CONCURRENCIES = (1, 32)
+# Each round of a plan is sent in this many slices, the paths taking turns.
+SLICES_PER_ROUND = 5
 NODE_ENV = {
     "MCP_SERVER": servers.ECHO_SERVER,
     "MCP_JSON_RESPONSE": "1",
@@ -67,8 +69,10 @@ class ProxyCost:
     node: str  # the node the session is pinned to
     rows: list[PathRow]
     plan: Plan
+    slice_size: int  # requests per turn of one path
     pinned: bool  # nodes and Traefik moved to the server core
     tls: str  # what the HTTPS path negotiated: protocol version and cipher
+    cpu: CpuUse  # the server core over all the measured rows
 
     def row(self, path: str, concurrency: int) -> PathRow:
         return next(row for row in self.rows if row.path == path and row.concurrency == concurrency)
@@ -121,6 +125,60 @@ def move_to_server_core(pid: int) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.sched_setaffinity(int(task.name), {servers.SERVER_CORE})
     return True
+
+
+def _core_jiffies(core: int) -> tuple[int, int]:
+    """(busy, total) clock ticks of one core since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(value) for value in line.split()[1:8]]
+            return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # idle and iowait are not busy
+    raise RuntimeError(f"no cpu{core} line in /proc/stat")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU a process has used (utime + stime, all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    core: float  # share of the server core that was busy, whoever kept it busy
+    processes: dict[str, float]  # cores each named process used
+
+    @property
+    def others(self) -> float:
+        """What the named processes do not explain: the kernel, or another load on the server core."""
+        return max(0.0, self.core - sum(self.processes.values()))
+
+
+class CpuMeter:
+    """The server core's and some processes' CPU from now until read()."""
+
+    def __init__(self, pids: dict[str, int] | None = None) -> None:
+        self.pids = dict(pids or {})
+        self._wall = time.monotonic()
+        self._core = _core_jiffies(servers.SERVER_CORE)
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def read(self) -> CpuUse:
+        wall = max(1e-9, time.monotonic() - self._wall)
+        busy, total = _core_jiffies(servers.SERVER_CORE)
+        return CpuUse(
+            core=(busy - self._core[0]) / max(1, total - self._core[1]),
+            processes={name: (cpu_seconds(pid) - self._cpu[name]) / wall for name, pid in self.pids.items()},
+        )
+
+
+def cluster_pids(started: Cluster) -> dict[str, int]:
+    """The cluster's processes on the server core (nodes still running, Traefik)."""
+    services = (*started.nodes.values(), started.traefik)
+    return {
+        service.name: service.pid
+        for service in services
+        if service is not None and service.pid is not None and service.running
+    }
 
 
 def node_for_cookie(started: Cluster, cookie: str) -> str:
@@ -227,17 +285,28 @@ async def measure(started: Cluster, plan: Plan, log_dir: Path) -> ProxyCost:
 
         for path in PATHS:
             await run(path, plan.warmup, max(CONCURRENCIES))
+        meter = CpuMeter({**cluster_pids(started), "traefik (plain HTTP)": plain.pid})
         rows = []
+        size = max(1, plan.requests // SLICES_PER_ROUND)
         for concurrency in CONCURRENCIES:
             runs: dict[str, list[RunStats]] = {path: [] for path in PATHS}
-            for round_number in range(plan.rounds):
-                # Rotate who goes first, so no path always runs on a warmer machine.
-                shift = round_number % len(PATHS)
+            # Short slices, the paths taking turns: a load that comes and goes on the
+            # machine then lands on every path alike.
+            for number in range(plan.rounds * SLICES_PER_ROUND):
+                shift = number % len(PATHS)  # who goes first rotates too
                 for path in PATHS[shift:] + PATHS[:shift]:
-                    runs[path].append(await run(path, plan.requests, concurrency))
+                    runs[path].append(await run(path, size, concurrency))
             rows += [PathRow(path, concurrency, RunStats.combine(runs[path])) for path in PATHS]
-    tls_in_use = await _negotiated(https_port, tls)
-    return ProxyCost(node=node, rows=rows, plan=plan, pinned=servers.pinning_available(), tls=tls_in_use)
+        cpu = meter.read()
+    return ProxyCost(
+        node=node,
+        rows=rows,
+        plan=plan,
+        slice_size=size,
+        pinned=servers.pinning_available(),
+        tls=await _negotiated(https_port, tls),
+        cpu=cpu,
+    )
 
 
 async def _negotiated(port: int, context: ssl.SSLContext) -> str:
