@@ -14,10 +14,11 @@ from . import capacity, failover, machine, notify, profiling, proxy, redis_cost,
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
 SCENARIOS = frozenset(range(1, 8))
-# Scenario 6: clients, seconds between one client's calls, seconds of steady pace before the
-# kill and of watching after everyone recovered. On 2 cores with the whole cluster on one,
-# 500 calls/s already saturates it: one call per client every 2 s keeps the core about half busy.
-FAILOVER_FULL = failover.Plan(sessions=500, period=2.0, before=6.0, after=2.0)
+# Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
+# saturate it, and at one call every 2 s the re-initialization surge after the kill can push
+# a surviving node's /healthz past Traefik's 3 s timeout (then its clients fail too). One call
+# every 3 s keeps the core about half busy before the kill and under 85 % after it.
+FAILOVER_FULL = failover.Plan(sessions=500, period=3.0, before=6.0, after=2.0)
 FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
 
 

@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from deploy import traefik_config
 from deploy.cluster import Cluster
 
 from . import servers
@@ -130,6 +131,14 @@ class Client:
 
 
 @dataclass
+class Rotation:
+    """What Traefik's API said after the kill (polled every 50 ms; slow to answer on a busy core)."""
+
+    victim_out: float | None = None  # seconds after the kill when the killed node was first out
+    survivors_out: dict[str, float] = field(default_factory=dict)  # healthy nodes taken out, first seen when
+
+
+@dataclass
 class ClientOutcome:
     node: str  # the node its session was on when the SIGKILL was sent
     affected: bool
@@ -160,7 +169,9 @@ class Failover:
     harness_busy: float  # the harness's share of the client core then
     core_busy_after: float  # the server core, from the kill to the end
     observed: float  # seconds watched after the kill
-    marked_down: float | None = None  # when Traefik's API first showed the victim out of rotation
+    rotation: Rotation = field(default_factory=lambda: Rotation())
+    # Failed active health checks of the surviving nodes after the kill, and how many of them timed out.
+    survivor_health_failures: tuple[int, int] = (0, 0)
     last_5xx: float | None = None  # when the last 5xx after the kill was answered
     statuses: Counter[int] = field(default_factory=Counter)  # every failed answer after the kill, by status
     # tools/call latencies (seconds): every client's during the steady pace before the kill,
@@ -267,17 +278,24 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
     affected = [node == victim for node in nodes]
     for client, hit in zip(clients, affected, strict=True):
         client.recover_after = client.generation if hit else None
+    assert started.traefik is not None
+    traefik_log = started.traefik.log_path
+    log_offset = traefik_log.stat().st_size
+    rotation, watched = Rotation(), asyncio.Event()
     killed, after_kill = time.monotonic(), CpuMeter()
     await asyncio.to_thread(started.kill_node, victim)
-    watcher = asyncio.create_task(_until_out_of_rotation(started, victim, killed, plan.give_up))
+    watcher = asyncio.create_task(_watch_rotation(started, victim, killed, rotation, watched))
     everyone_back = asyncio.gather(*(client.recovered.wait() for client in clients if client.recover_after is not None))
     with contextlib.suppress(TimeoutError):  # the clients still down are counted below
         await asyncio.wait_for(everyone_back, max(0.0, plan.give_up - (time.monotonic() - killed)))
     await asyncio.sleep(plan.after)
     observed = time.monotonic() - killed
     core_after = after_kill.read().core
-    marked_down = await watcher if watcher.done() else None
-    watcher.cancel()
+    watched.set()
+    await watcher
+    with traefik_log.open(errors="replace") as log:
+        log.seek(log_offset)
+        health_failures = _health_check_failures(log.read(), started, victim)
 
     result = Failover(
         plan=plan,
@@ -289,7 +307,8 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
         harness_busy=harness,
         core_busy_after=core_after,
         observed=observed,
-        marked_down=marked_down,
+        rotation=rotation,
+        survivor_health_failures=health_failures,
     )
     for number, client in enumerate(clients):
         calls = [a for a in client.attempts if a.what == "call" and a.ok]
@@ -317,15 +336,27 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
     return result
 
 
-async def _until_out_of_rotation(started: Cluster, victim: str, killed: float, give_up: float) -> float | None:
-    """Seconds after the kill when Traefik's API first counted the victim down in the sticky service."""
-    while time.monotonic() - killed < give_up:
+async def _watch_rotation(
+    started: Cluster, victim: str, killed: float, rotation: Rotation, stop: asyncio.Event
+) -> None:
+    """Poll Traefik's API for which nodes its sticky service routes to, from the kill until `stop`."""
+    while not stop.is_set():
         try:
             up = await asyncio.to_thread(started.servers_up, "mcp")
         except Exception as error:  # the API is a diagnostic here, not what is measured
-            print(f"  failover: Traefik's API did not answer ({error!r}); not timing the health check")
-            return None
-        if victim not in up:
-            return time.monotonic() - killed
+            print(f"  failover: Traefik's API did not answer ({error!r}); no longer watching it")
+            return
+        after = time.monotonic() - killed
+        if victim not in up and rotation.victim_out is None:
+            rotation.victim_out = after
+        for name in started.node_names:
+            if name != victim and name not in up:
+                rotation.survivors_out.setdefault(name, after)
         await asyncio.sleep(0.05)
-    return None
+
+
+def _health_check_failures(log: str, started: Cluster, victim: str) -> tuple[int, int]:
+    """Failed active health checks of the surviving nodes in Traefik's log: (all, timed out)."""
+    urls = [f"{started.node_url(name)}{traefik_config.HEALTH_PATH}" for name in started.node_names if name != victim]
+    failed = [line for line in log.splitlines() if "Health check failed" in line and any(u in line for u in urls)]
+    return len(failed), sum(1 for line in failed if "deadline exceeded" in line)

@@ -338,6 +338,8 @@ def _failover_section(failover: Failover | None, skipped: str) -> list[str]:
         "session opened after the kill is answered; time to recover counts from the SIGKILL, so it includes "
         f"waiting for the client's next turn (up to {plan.period:g} s). A failed request is any request not "
         "answered as asked: a 5xx, a transport error, or a 404. "
+        "From the kill on, Traefik's API is polled every 50 ms for the nodes its sticky service routes to (it "
+        "answers late when the core is busy), and Traefik's log is read for failed health checks. "
         f"Before the kill {_cpu_use(busy)}; the harness used {failover.harness_busy * 100:.0f} % of the client "
         f"core. From the kill to the end the server core was {failover.core_busy_after * 100:.0f} % busy.",
         "",
@@ -355,8 +357,12 @@ def _failover_section(failover: Failover | None, skipped: str) -> list[str]:
         f"| Affected clients' 5xx answers / transport failures / 404s | {failover.kind_total('5xx')} / "
         f"{failover.kind_total('transport')} / {failover.kind_total('404')} |",
         f"| Last 5xx answer, after the kill s | {_seconds(failover.last_5xx)} |",
-        f"| Traefik's API first showed {failover.victim} down (polled every 50 ms; slow on a busy core) after s "
-        f"| {_seconds(failover.marked_down)} |",
+        f"| Traefik's API first showed {failover.victim} out of rotation, after s "
+        f"| {_seconds(failover.rotation.victim_out)} |",
+        f"| Surviving nodes Traefik's API showed out of rotation (first seen, s after the kill) "
+        f"| {_survivors_out(failover)} |",
+        f"| Failed health checks of surviving nodes after the kill (of which timed out) "
+        f"| {failover.survivor_health_failures[0]} ({failover.survivor_health_failures[1]}) |",
         f"| Unaffected clients ({len(failover.unaffected)}): failed requests | {failover.unaffected_failed} |",
         f"| Failed requests before the kill (all clients) | {failover.failed_before_kill} |",
         f"| `tools/call` p50 / p99 ms: before the kill; unaffected clients after it "
@@ -379,6 +385,11 @@ def _cpu_use(use: CpuUse) -> str:
     return (
         f"{text}; {use.others * 100:.0f} % other, the kernel's networking mostly)" if use.others >= 0.01 else text + ")"
     )
+
+
+def _survivors_out(failover: Failover) -> str:
+    taken_out = failover.rotation.survivors_out
+    return ", ".join(f"{name} at {after:.2f}" for name, after in sorted(taken_out.items())) or "none"
 
 
 def _ms(latencies: list[float]) -> str:
@@ -405,7 +416,14 @@ def _failover_verdict(failover: Failover) -> list[str]:
             f"failed request (at most {most}; the 404 that sends a client to initialize is one of them)"
         )
     if failover.unaffected_failed:
-        gaps.append(f"unaffected clients failed {failover.unaffected_failed} requests")
+        cause = ""
+        if failover.rotation.survivors_out or failover.survivor_health_failures[0]:
+            failed, timed_out = failover.survivor_health_failures
+            cause = (
+                f": Traefik took surviving nodes out ({_survivors_out(failover)}; {failed} failed health checks, "
+                f"{timed_out} of them timed out), so their clients were re-pinned and answered 404"
+            )
+        gaps.append(f"unaffected clients failed {failover.unaffected_failed} requests{cause}")
     verdict = "met" if not gaps else f"not met (gap: {'; '.join(gaps)})"
     fives = max((outcome.failures["5xx"] + outcome.failures["transport"] for outcome in failover.affected), default=0)
     return [
