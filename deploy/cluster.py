@@ -257,7 +257,16 @@ class Cluster:
                 raise ClusterError(f"{step} failed:\n{service.log_tail()}")
 
     def _node_service(self, name: str, port: int, secret_key: str) -> Service:
-        argv = [sys.executable, "-m", "mcpsite.http_server", "-b", LOOPBACK, "-p", str(port), "mcpsite.asgi:application"]
+        argv = [
+            sys.executable,
+            "-m",
+            "mcpsite.http_server",
+            "-b",
+            LOOPBACK,
+            "-p",
+            str(port),
+            "mcpsite.asgi:application",
+        ]
         url = f"http://{LOOPBACK}:{port}"
         return Service(
             name=name,

@@ -67,7 +67,16 @@ class Node:
         env = {**os.environ, **TEST_NODE_DEFAULTS, **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mcpsite.http_server", "-b", LOOPBACK, "-p", str(self.port), "mcpsite.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "mcpsite.http_server",
+                "-b",
+                LOOPBACK,
+                "-p",
+                str(self.port),
+                "mcpsite.asgi:application",
+            ],
             cwd=REPO,
             env=env,
             stdout=log,
