@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import capacity, failover, machine, notify, profiling, proxy, redis_cost, report, servers, throughput
+from . import app_only, capacity, failover, machine, notify, profiling, proxy, redis_cost, report, servers, throughput
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
@@ -73,6 +73,16 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             f"ref {row.reference.throughput:7.0f} req/s ratio {row.ratio:.2f}",
             flush=True,
         )
+    app_cost: app_only.AppCost | None = None
+    if only & {1, 2}:
+        app_cost = await asyncio.to_thread(
+            app_only.measure, requests=plan.requests, rounds=plan.rounds, warmup=plan.warmup
+        )
+        for era in app_only.ERAS:
+            print(
+                f"  app alone {era:9} ours {app_cost.ours[era]:5.0f} us/req ref {app_cost.reference[era]:5.0f} us/req",
+                flush=True,
+            )
     redis: redis_cost.RedisCost | None = None
     redis_skipped = "" if shutil.which("redis-server") else "redis-server is not installed (Debian: redis-server)."
     if 7 in only and not redis_skipped:
@@ -120,6 +130,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         notify=notified,
         proxy=proxied,
         failover=failed_over,
+        app_cost=app_cost,
         machine=facts,
         plan=plan,
         smoke=args.smoke,

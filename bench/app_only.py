@@ -8,7 +8,7 @@ per request (JSON answers, sequential) is what the application costs: our
 transport, Channels and the SDK against Starlette and the SDK's own
 transport. What the full-server figures add on top of it is the HTTP server.
 
-    python -m bench.app_only ours|reference --requests N --rounds R   # prints JSON
+    python -m bench.app_only ours|reference --requests N --rounds R --warmup W   # prints JSON
 """
 
 from __future__ import annotations
@@ -49,17 +49,18 @@ class AppCost:
         return self.reference[era] / self.ours[era] if self.ours[era] else 0.0
 
 
-def measure(*, requests: int, rounds: int) -> AppCost:
-    costs = {side: _run_side(side, requests, rounds) for side in SIDES}
+def measure(*, requests: int, rounds: int, warmup: int) -> AppCost:
+    costs = {side: _run_side(side, requests, rounds, warmup) for side in SIDES}
     return AppCost(costs["ours"], costs["reference"], requests, rounds)
 
 
-def _run_side(side: str, requests: int, rounds: int) -> dict[str, float]:
+def _run_side(side: str, requests: int, rounds: int, warmup: int) -> dict[str, float]:
     if side == "ours":
         env = servers.node_env(MCP_SERVER=servers.ECHO_SERVER, MCP_JSON_RESPONSE="1", MCP_SHUTDOWN_DRAIN_DELAY="0")
     else:
         env = servers.node_env(BENCH_REFERENCE_JSON="1")
     argv = [sys.executable, "-m", "bench.app_only", side, "--requests", str(requests), "--rounds", str(rounds)]
+    argv += ["--warmup", str(warmup)]
     result = subprocess.run(
         servers.pinned(argv, servers.SERVER_CORE),
         cwd=servers.REPO,
@@ -149,7 +150,7 @@ async def call(app: Asgi, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
     return status, headers, b"".join(chunks)
 
 
-async def _measure_here(app: Asgi, requests: int, rounds: int) -> dict[str, float]:
+async def _measure_here(app: Asgi, requests: int, rounds: int, warmup: int) -> dict[str, float]:
     status, headers, _ = await call(app, initialize_request(HOST))
     session_id = headers.get(b"mcp-session-id", b"").decode()
     if status != 200 or not session_id:
@@ -158,7 +159,7 @@ async def _measure_here(app: Asgi, requests: int, rounds: int) -> dict[str, floa
     factories = {"handshake": handshake_call(HOST, session_id), "modern": modern_call(HOST)}
     best: dict[str, float] = {}
     for era, factory in factories.items():
-        for request_id in range(min(300, requests)):  # warm-up
+        for request_id in range(warmup):
             status, _, answer = await call(app, factory(request_id))
             if status != 200 or EXPECTED_IN_ANSWER not in answer:
                 raise RuntimeError(f"{era} tools/call failed: HTTP {status}: {answer[:200]!r}")
@@ -171,13 +172,13 @@ async def _measure_here(app: Asgi, requests: int, rounds: int) -> dict[str, floa
     return best
 
 
-async def _main_here(side: str, requests: int, rounds: int) -> dict[str, float]:
+async def _main_here(side: str, requests: int, rounds: int, warmup: int) -> dict[str, float]:
     app = _load(side)
     if side == "ours":
-        return await _measure_here(app, requests, rounds)
+        return await _measure_here(app, requests, rounds, warmup)
     # The reference's session manager runs inside its lifespan.
     async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
-        return await _measure_here(app, requests, rounds)
+        return await _measure_here(app, requests, rounds, warmup)
 
 
 def main() -> None:
@@ -185,9 +186,10 @@ def main() -> None:
     parser.add_argument("side", choices=SIDES)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
     sys.path.insert(0, str(servers.REPO))
-    costs = asyncio.run(_main_here(args.side, args.requests, args.rounds))
+    costs = asyncio.run(_main_here(args.side, args.requests, args.rounds, args.warmup))
     print(json.dumps(costs), flush=True)
     # Sessions and the SDK's tasks would otherwise wind down at exit; nothing is left to measure.
     os._exit(0)

@@ -22,6 +22,7 @@ class RunStats:
     content_types: set[str] = field(default_factory=set)
     first_error: str = ""
     client_cpu: float = 0.0  # seconds of this process's CPU: what the load generator itself cost
+    server_cpu: float = 0.0  # seconds of the server process's CPU over the run, when measured
 
     @property
     def throughput(self) -> float:
@@ -47,7 +48,13 @@ class RunStats:
             content_types=set().union(*(run.content_types for run in runs)),
             first_error=next((run.first_error for run in runs if run.first_error), ""),
             client_cpu=sum(run.client_cpu for run in runs),
+            server_cpu=sum(run.server_cpu for run in runs),
         )
+
+    @property
+    def server_cpu_us(self) -> float:
+        """The server's CPU per request, in microseconds: robust where wall time is noisy."""
+        return self.server_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
 async def run_load(

@@ -136,12 +136,6 @@ def _core_jiffies(core: int) -> tuple[int, int]:
     raise RuntimeError(f"no cpu{core} line in /proc/stat")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU a process has used (utime + stime, all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class CpuUse:
     core: float  # share of the server core that was busy, whoever kept it busy
@@ -160,14 +154,14 @@ class CpuMeter:
         self.pids = dict(pids or {})
         self._wall = time.monotonic()
         self._core = _core_jiffies(servers.SERVER_CORE)
-        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._cpu = {name: servers.cpu_seconds(pid) for name, pid in self.pids.items()}
 
     def read(self) -> CpuUse:
         wall = max(1e-9, time.monotonic() - self._wall)
         busy, total = _core_jiffies(servers.SERVER_CORE)
         return CpuUse(
             core=(busy - self._core[0]) / max(1, total - self._core[1]),
-            processes={name: (cpu_seconds(pid) - self._cpu[name]) / wall for name, pid in self.pids.items()},
+            processes={name: (servers.cpu_seconds(pid) - self._cpu[name]) / wall for name, pid in self.pids.items()},
         )
 
 

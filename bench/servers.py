@@ -40,6 +40,12 @@ def pinning_available() -> bool:
     return shutil.which("taskset") is not None and len(os.sched_getaffinity(0)) >= 2
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU a process has used (utime + stime, all its threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pin_client() -> bool:
     """Move this process (the load generator) to the client core; True if it did."""
     if not pinning_available():

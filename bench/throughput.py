@@ -57,7 +57,10 @@ class Target:
         self.factories = {"handshake": handshake_call(self.host, session_id), "modern": modern_call(self.host)}
 
     async def run(self, era: str, total: int, concurrency: int) -> RunStats:
-        return await run_load(servers.LOOPBACK, self.process.port, self.factories[era], total, concurrency)
+        cpu_before = servers.cpu_seconds(self.process.pid)
+        stats = await run_load(servers.LOOPBACK, self.process.port, self.factories[era], total, concurrency)
+        stats.server_cpu = servers.cpu_seconds(self.process.pid) - cpu_before
+        return stats
 
 
 async def measure_mode(mode: str, plan: Plan, log_dir: Path) -> list[Row]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-# A table row of scenarios 1 and 2: answers, clients, answer types, then eight numbers.
+# A table row of scenarios 1 and 2: answers, clients, answer types, seven numbers, CPU and errors.
 THROUGHPUT_ROW = re.compile(r"^\| (JSON|SSE) \| (1|32) \| [a-z+]+ / [a-z+]+ \|(?P<numbers>.*)\|$")
 NUMBER = r"\d+(?:\.\d+)?"
 
@@ -43,7 +43,18 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
         for row in matched:
             cells = [cell.strip() for cell in row["numbers"].split("|")]
             assert all(re.fullmatch(NUMBER, cell) for cell in cells[:7]), cells
-            assert cells[7] == "0 / 0", f"requests failed: {cells}"
+            assert re.fullmatch(r"\d+ / \d+", cells[7]), f"server CPU per request: {cells}"
+            assert cells[8] == "0 / 0", f"requests failed: {cells}"
+
+    alone = section(report, "Where the gap in scenarios 1 and 2 is")
+    eras = re.findall(
+        rf"^\| (handshake|modern) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", alone, re.M
+    )
+    assert eras == ["handshake", "modern"], alone
+
+    targets = section(report, "Targets")
+    verdicts = re.findall(r"^\| Scenarios? (\d).*\| (met|\*\*not met\*\*: .+) \|$", targets, re.M)
+    assert [number for number, _ in verdicts] == ["1", "3", "4", "5", "6"], targets
 
     capacity = section(report, "Scenario 4:")
     steps = re.findall(
