@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.processes import node_command
+
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 SERVER_CORE = 0
@@ -172,18 +174,7 @@ def our_node(
         env["REDIS_URL"] = redis_url
     # `-v 0`: no access log, like the reference's `--no-access-log`. At its default
     # verbosity (the Dockerfile's) daphne writes one access-log line per request.
-    argv = [
-        sys.executable,
-        "-m",
-        "mcpsite.http_server",
-        "-v",
-        "0",
-        "-b",
-        LOOPBACK,
-        "-p",
-        str(port),
-        "mcpsite.asgi:application",
-    ]
+    argv = node_command(LOOPBACK, port, "-v", "0")
     label = name or f"ours-{'json' if json_response else 'sse'}"
     return ServerProcess(label, argv, env, log_dir / f"{label}-{port}.log", port)
 

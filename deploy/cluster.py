@@ -34,7 +34,7 @@ import httpx2 as httpx
 import redis
 
 from deploy import traefik_config
-from deploy.processes import ClusterError, Service, child_environment, port_in_use
+from deploy.processes import ClusterError, Service, child_environment, node_command, port_in_use
 from deploy.traefik_config import HealthTiming
 
 REPO = Path(__file__).resolve().parent.parent
@@ -257,16 +257,7 @@ class Cluster:
                 raise ClusterError(f"{step} failed:\n{service.log_tail()}")
 
     def _node_service(self, name: str, port: int, secret_key: str) -> Service:
-        argv = [
-            sys.executable,
-            "-m",
-            "mcpsite.http_server",
-            "-b",
-            LOOPBACK,
-            "-p",
-            str(port),
-            "mcpsite.asgi:application",
-        ]
+        argv = node_command(LOOPBACK, port)
         url = f"http://{LOOPBACK}:{port}"
         return Service(
             name=name,

@@ -6,10 +6,20 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def node_command(host: str, port: int, *options: str) -> list[str]:
+    """A node's command line: mcpsite.asgi on host:port under mcpsite/http_server.py, with this interpreter.
+
+    The local cluster, the tests and the benchmark all start nodes with it.
+    """
+    server = [sys.executable, "-m", "mcpsite.http_server", *options]
+    return [*server, "-b", host, "-p", str(port), "mcpsite.asgi:application"]
 
 
 class ClusterError(RuntimeError):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from deploy.processes import node_command
+
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 # What every test node gets unless the test says otherwise.
@@ -67,16 +69,7 @@ class Node:
         env = {**os.environ, **TEST_NODE_DEFAULTS, **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mcpsite.http_server",
-                "-b",
-                LOOPBACK,
-                "-p",
-                str(self.port),
-                "mcpsite.asgi:application",
-            ],
+            node_command(LOOPBACK, self.port),
             cwd=REPO,
             env=env,
             stdout=log,
