@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
-from .app_only import AppCost
+from .app_only import SLICE, AppCost
 from .capacity import Capacity
 from .failover import Failover, percentile
 from .notify import NotifyLatency
@@ -276,8 +276,9 @@ def _app_cost_section(app_cost: AppCost | None, rows: Sequence[Row]) -> list[str
         "The same `tools/call` bytes as the JSON rows above, sent straight into each ASGI application in a "
         "fresh interpreter pinned to the server core, with no HTTP server: ours is `mcpsite.asgi` (Channels, our "
         "transport, the SDK's server loop), the reference is the SDK's Starlette app (its transport, the same "
-        f"SDK). CPU per request, best of {app_cost.rounds} rounds of {app_cost.requests} sequential requests "
-        "(`bench/app_only.py`). The whole-server column is the server CPU per request of the sequential JSON row "
+        f"SDK). CPU per request: {app_cost.rounds} x {app_cost.requests} sequential requests timed in slices "
+        f"of {SLICE}, the cheapest slice counted (`bench/app_only.py`). The whole-server column is the server "
+        "CPU per request of the sequential JSON row "
         "above; what it adds over the application alone is, roughly, the HTTP server (daphne and Twisted for "
         "ours, uvicorn and h11 for the reference) plus the kernel's socket work.",
         "",
