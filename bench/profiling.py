@@ -71,10 +71,25 @@ async def profile(log_dir: Path, *, seconds: float, era: str = "handshake", top:
     return summarize(raw.read_text(), era=era, top=top)
 
 
+# The HTTP server's own work, not shared with anything else: samples outside the ASGI
+# application (reading, parsing, the reactor), plus daphne writing the application's answer.
+_APPLICATION_ENTRY = "ProtocolTypeRouter.__call__ (channels/routing.py"
+_APPLICATION_TASKS = ("(sessions_app/", "(mcp/")
+_SERVER_WRITE = "handle_reply (daphne/"
+SERVER_ONLY = "daphne and Twisted alone: outside the application, plus writing its answers"
+
+
+def _server_only(stack: str) -> bool:
+    if _SERVER_WRITE in stack:
+        return True
+    return _APPLICATION_ENTRY not in stack and not any(marker in stack for marker in _APPLICATION_TASKS)
+
+
 def summarize(collapsed: str, *, era: str, top: int) -> list[str]:
     functions: Counter[str] = Counter()
     packages: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    server_only = 0
     total = idle = 0
     for line in collapsed.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -89,6 +104,7 @@ def summarize(collapsed: str, *, era: str, top: int) -> list[str]:
         package = file.split("/", 1)[0].removesuffix(".py") if "/" in file or file.endswith(".py") else file
         functions[f"`{function}` ({file})"] += count
         inclusive.update({label: count for label, marker in INCLUSIVE.items() if marker in stack})
+        server_only += count if _server_only(stack) else 0
         packages[package] += count
         total += count
     if not total:
@@ -103,6 +119,7 @@ def summarize(collapsed: str, *, era: str, top: int) -> list[str]:
         "|---|---:|",
     ]
     lines += [f"| {label} | {inclusive[label] * 100 / total:.1f} % |" for label in INCLUSIVE]
+    lines.append(f"| **{SERVER_ONLY}** (not inclusive: no other row's work) | {server_only * 100 / total:.1f} % |")
     lines += ["", "| Innermost frame | Share |", "|---|---:|"]
     lines += [f"| {name} | {count * 100 / total:.1f} % |" for name, count in functions.most_common(top)]
     return lines
