@@ -53,7 +53,7 @@ class RunStats:
 
     @property
     def server_cpu_us(self) -> float:
-        """The server's CPU per request, in microseconds: robust where wall time is noisy."""
+        """The server's CPU per request, in microseconds."""
         return self.server_cpu / self.requests * 1e6 if self.requests else 0.0
 
 

@@ -119,9 +119,9 @@ def _markdown(
         f"reference (who goes first alternates too), after {plan.warmup} warm-up requests per server and era. "
         "Latency is per request (send to last byte of the answer); throughput is requests / wall time; "
         "**ours/ref** is our throughput over the reference's; server CPU is each server process's CPU time "
-        "(utime + stime) over its runs, per request, which machine noise moves far less than wall time. The "
-        "answer type column is what came back (ours / reference): in the 2026-07-28 era both answer a plain "
-        "echo with JSON even in SSE mode.",
+        "(utime + stime) over its runs, per request (a slow spell of the shared machine inflates it too, but "
+        "it does not count the time a server waits). The answer type column is what came back (ours / "
+        "reference): in the 2026-07-28 era both answer a plain echo with JSON even in SSE mode.",
         "",
         _client_cost(rows),
         "",
