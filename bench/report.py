@@ -37,6 +37,7 @@ CAPACITY_TARGET_SESSIONS = 5000
 SESSION_KB_TARGET = 50.0  # kilobytes of 1,000 bytes
 P99_RATIO_TARGET = 2.0
 NOTIFY_P99_TARGET_MS = 20.0
+APP_COST_NOISE = 0.9  # application ref/ours below this counts as ours costing more
 RECOVERY_TARGET_S = 10.0
 FAILED_PER_CLIENT_TARGET = 1
 # Server-core load the cluster's processes do not explain (the kernel's loopback networking
@@ -223,10 +224,11 @@ def _targets(
         below = [row for row in rows if row.ratio < THROUGHPUT_TARGET]
         lowest = min(rows, key=lambda row: row.ratio)
         # What stands in the way: the profile's server-only share, and where our application alone costs more.
-        costlier = [era for era in ERAS if app_cost is not None and app_cost.ratio(era) < 1.0]
+        # A few percent either way is within this machine's run-to-run noise.
+        costlier = [era for era in ERAS if app_cost is not None and app_cost.ratio(era) < APP_COST_NOISE]
+        eras = " and ".join(costlier) + (" eras" if len(costlier) > 1 else " era")
         gap = "daphne and Twisted's own work per call (their share of our node's CPU is in the profile)" + (
-            f"; our application alone also costs more than the reference's in the {' and '.join(costlier)} era"
-            " (see Where the gap is)"
+            f"; our application alone also costs more than the reference's in the {eras} (see Where the gap is)"
             if costlier
             else ""
         )
