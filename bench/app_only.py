@@ -53,8 +53,9 @@ class AppCost:
 def measure(*, requests: int, rounds: int, warmup: int, turns: int = 2) -> AppCost:
     """Each side `turns` times, alternating, so a slow spell of the machine hits both; the cheapest counts."""
     costs: dict[str, dict[str, float]] = {side: {} for side in SIDES}
-    for _ in range(turns):
-        for side in SIDES:
+    for turn in range(turns):
+        # Who goes first alternates too, so neither always runs on a warmer (or busier) machine.
+        for side in SIDES if turn % 2 == 0 else SIDES[::-1]:
             for era, cost in _run_side(side, requests, rounds, warmup).items():
                 costs[side][era] = min(costs[side].get(era, cost), cost)
     return AppCost(costs["ours"], costs["reference"], requests, rounds * turns)
