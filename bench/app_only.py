@@ -198,7 +198,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
-    sys.path.insert(0, str(servers.REPO))
     costs = asyncio.run(_main_here(args.side, args.requests, args.rounds, args.warmup))
     print(json.dumps(costs), flush=True)
     # Sessions and the SDK's tasks would otherwise wind down at exit; nothing is left to measure.

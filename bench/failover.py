@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from deploy import traefik_config
 from deploy.cluster import Cluster
 
 from . import servers
+from .load import percentile
 from .messages import EXPECTED_IN_ANSWER, cookie_after, handshake_call, initialize_request, initialized_request
 from .proxy import CpuMeter, CpuUse, cluster_pids, node_for_cookie
 from .rawhttp import Connection, Response
@@ -218,15 +218,6 @@ class Failover:
     def errors(self) -> int:
         """What no failover explains: failures before the kill, on unaffected clients, or no recovery."""
         return self.failed_before_kill + self.unaffected_failed + self.unrecovered
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    if fraction == 0.5:
-        return statistics.median(values)
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def _kind(status: int) -> str:

@@ -13,6 +13,16 @@ from .messages import EXPECTED_IN_ANSWER, RequestFactory
 from .rawhttp import Connection
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at `fraction` (0.5: the median) of `values`, in their unit; NaN for none."""
+    if not values:
+        return float("nan")
+    if fraction == 0.5:
+        return statistics.median(values)
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 @dataclass
 class RunStats:
     requests: int
@@ -30,12 +40,11 @@ class RunStats:
 
     @property
     def median_ms(self) -> float:
-        return statistics.median(self.latencies) * 1000
+        return percentile(self.latencies, 0.5) * 1000
 
     @property
     def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return percentile(self.latencies, 0.99) * 1000
 
     @classmethod
     def combine(cls, runs: list[RunStats]) -> RunStats:

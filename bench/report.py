@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 
 from .app_only import SLICE, AppCost
 from .capacity import Capacity
-from .failover import Failover, percentile
+from .failover import Failover
+from .load import percentile
 from .notify import NotifyLatency
 from .proxy import SLICES_PER_ROUND, CpuUse, ProxyCost
 from .redis_cost import RedisCost

