@@ -56,6 +56,15 @@ ALLOWED_METHODS = "GET, POST, DELETE"
 # One answer for every session we cannot serve: ended, reaped, never existed,
 # or alive on another node. Clients recover the same way from all of them.
 SESSION_NOT_FOUND = "Session not found on this node: it ended or lives elsewhere; send initialize to start a new one"
+# How long the SSE answer to a POST waits before it starts (seconds): it
+# starts at once when its stream ends, so a quick answer leaves in one write,
+# head, priming event and answer together. Events of a slower handler wait
+# this long at most. Behind Traefik this is what keeps quick answers whole:
+# Go's HTTP/1 proxy can cut a streamed response it has begun to forward while
+# it is still finishing the request's body (traefik/traefik#11767,
+# golang/go#15527); an answer that arrives in one piece is already in its
+# buffer by then. docs/deploy.md has the details.
+POST_STREAM_HOLD = 0.05
 
 
 class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no types
@@ -198,7 +207,7 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
             if stream.response is not None:
                 await self.send_json(200, wire.dump_message(await stream.response))
             elif stream.connection is not None:
-                await self.send_stream(session, stream, stream.connection)
+                await self.send_stream(session, stream, stream.connection, hold=POST_STREAM_HOLD)
         finally:
             session.in_flight -= 1
             session.touch()
@@ -262,20 +271,34 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         base = wire.JSON_HEADERS if body else []
         await self.send_response(status, body, headers=base + extra)
 
-    async def send_stream(self, session: McpSession, stream: Stream, connection: SseConnection) -> None:
+    async def send_stream(
+        self, session: McpSession, stream: Stream, connection: SseConnection, *, hold: float = 0.0
+    ) -> None:
         session.touch()
         try:
-            await self.send_sse(connection)
+            await self.send_sse(connection, hold=hold)
         finally:
             # A dropped stream is not a cancellation in this era: the session
             # keeps logging its events for a resume.
             stream.detach(connection)
             session.touch()
 
-    async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
+    async def send_sse(
+        self, connection: SseConnection, headers: dict[str, str] | None = None, *, hold: float = 0.0
+    ) -> bool:
+        """Stream `connection`; True if it ended normally, False if the client went away.
+
+        With `hold`, the response starts only when the stream ends or `hold`
+        seconds have passed, so that a quick answer leaves in one write with
+        its head (see POST_STREAM_HOLD).
+        """
+        self.on_disconnect(connection.abort)
+        if hold:
+            await connection.wait_for_end(hold)
+            if self.disconnected:
+                return False
         self._response_started = True
         await self.send_headers(status=200, headers=wire.SSE_HEADERS + wire.encode_headers(headers or {}))
-        self.on_disconnect(connection.abort)
         async for frame in connection.frames(self.settings.sse_keepalive):
             await self.send_body(frame, more_body=True)
         if self.disconnected:

@@ -64,25 +64,43 @@ class SseConnection:
         """Wait up to `within` seconds for a frame or the end; False if neither came."""
         if self._outbox or self._ending:
             return True
-        self._waiter = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(within):
-                await self._waiter
+                await self._wait()
         except TimeoutError:
             return False
+        return True
+
+    async def wait_for_end(self, within: float) -> bool:
+        """Wait up to `within` seconds for the end, letting frames queue meanwhile; False if it did not come."""
+        try:
+            async with asyncio.timeout(within):
+                while not self._ending:
+                    await self._wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait(self) -> None:
+        """Until the next push, finish or abort."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
         finally:
             self._waiter = None
-        return True
 
     @property
     def has_frames(self) -> bool:
         return bool(self._outbox)
 
     async def frames(self, keepalive: float) -> AsyncIterator[bytes]:
-        """Queued frames as they come, a keep-alive comment during silences, until the end."""
+        """Queued frames as they come (joined), a keep-alive comment during silences, until the end."""
         while True:
-            while self._outbox:
-                yield self._outbox.popleft()
+            if self._outbox:
+                # Whatever queued up goes out as one write.
+                frames = b"".join(self._outbox)
+                self._outbox.clear()
+                yield frames
             if self._ending:
                 return
             if not await self.wait_for_output(keepalive):

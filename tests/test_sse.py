@@ -25,7 +25,7 @@ async def test_a_new_connection_is_open_and_empty() -> None:
     assert not connection.has_frames
 
 
-async def test_push_queues_frames_and_frames_yields_them_in_order() -> None:
+async def test_frames_queued_together_leave_in_order_as_one_write() -> None:
     connection = SseConnection(max_pending=4)
 
     assert connection.push(b"one")
@@ -33,7 +33,7 @@ async def test_push_queues_frames_and_frames_yields_them_in_order() -> None:
     assert connection.has_frames
     connection.finish()
 
-    assert await drain(connection) == [b"one", b"two"]
+    assert await drain(connection) == [b"onetwo"]
     assert not connection.has_frames
 
 
@@ -46,7 +46,7 @@ async def test_finish_delivers_everything_queued_plus_the_last_frame() -> None:
 
     assert not connection.open
     assert not connection.aborted
-    assert await drain(connection) == [b"one", b"two", b"last"]
+    assert await drain(connection) == [b"onetwolast"]
 
 
 async def test_finish_may_add_its_last_frame_to_a_full_outbox() -> None:
@@ -56,7 +56,7 @@ async def test_finish_may_add_its_last_frame_to_a_full_outbox() -> None:
 
     connection.finish(b"last")
 
-    assert await drain(connection) == [b"one", b"two", b"last"]
+    assert await drain(connection) == [b"onetwolast"]
 
 
 async def test_finish_without_a_last_frame_ends_after_the_queue() -> None:
@@ -145,7 +145,7 @@ async def test_frames_waits_for_frames_pushed_later() -> None:
     connection.push(b"two")
     connection.finish(b"last")
 
-    assert await reader == [b"one", b"two", b"last"]
+    assert await reader == [b"onetwolast"]
 
 
 async def test_abort_wakes_a_waiting_reader() -> None:
@@ -186,3 +186,36 @@ async def test_wait_for_output_returns_true_once_the_connection_ends() -> None:
     connection.finish()
 
     assert await connection.wait_for_output(0.01)
+
+
+async def test_wait_for_end_lets_frames_queue_until_the_end() -> None:
+    connection = SseConnection(max_pending=4)
+    waiter = asyncio.create_task(connection.wait_for_end(5))
+    await asyncio.sleep(0)
+
+    connection.push(b"one")
+    await asyncio.sleep(0)
+    assert not waiter.done()  # a frame is not the end
+    connection.finish(b"last")
+
+    assert await waiter
+    assert await drain(connection) == [b"onelast"]
+
+
+async def test_wait_for_end_gives_up_after_its_time() -> None:
+    connection = SseConnection(max_pending=4)
+    connection.push(b"one")
+
+    assert not await connection.wait_for_end(0.01)
+    assert connection.open
+    assert connection.has_frames
+
+
+async def test_abort_ends_a_wait_for_end() -> None:
+    connection = SseConnection(max_pending=4)
+    waiter = asyncio.create_task(connection.wait_for_end(5))
+    await asyncio.sleep(0)
+
+    connection.abort()
+
+    assert await waiter

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2 as httpx
 import pytest
@@ -82,6 +84,29 @@ def test_dropped_stream_resumes_with_last_event_id(probe: Node, client: httpx.Cl
     messages = sse_messages(replay.text)
     assert [message.get("id") for message in messages] == [2]
     assert tool_text(messages[0]) == "released resume"
+
+
+def test_a_quick_answer_leaves_in_one_write_with_its_head(probe: Node, client: httpx.Client) -> None:
+    """Head, priming event, answer and end of the SSE response are written together.
+
+    One write reaches a proxy in one piece: Traefik then has the whole
+    response in its buffer before it could cut it (traefik/traefik#11767).
+    A loopback socket hands one write to one large read.
+    """
+    session = open_session(client, probe.mcp_url)
+    body = json.dumps(call("cancelled", 5, key="quick")).encode()
+    url = urlsplit(probe.mcp_url)
+    head = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(body)}"]
+    head += [f"{name}: {value}" for name, value in session_headers(session).items()]
+    with socket.create_connection((url.hostname, url.port), timeout=10) as raw:
+        raw.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+        first_read = raw.recv(1 << 16)
+
+    assert first_read.startswith(b"HTTP/1.1 200 ")
+    assert b"text/event-stream" in first_read
+    assert b"retry: " in first_read  # the priming event
+    assert b'"id":5' in first_read
+    assert first_read.endswith(b"\r\n0\r\n\r\n")  # the end of the chunked body
 
 
 def test_each_message_goes_on_exactly_one_stream(probe: Node, client: httpx.Client) -> None:
