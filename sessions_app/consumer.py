@@ -59,11 +59,11 @@ SESSION_NOT_FOUND = "Session not found on this node: it ended or lives elsewhere
 # How long the SSE answer to a POST waits before it starts (seconds): it
 # starts at once when its stream ends, so a quick answer leaves in one write,
 # head, priming event and answer together. Events of a slower handler wait
-# this long at most. Behind Traefik this is what keeps quick answers whole:
-# Go's HTTP/1 proxy can cut a streamed response it has begun to forward while
-# it is still finishing the request's body (traefik/traefik#11767,
-# golang/go#15527); an answer that arrives in one piece is already in its
-# buffer by then. docs/deploy.md has the details.
+# this long at most. Behind Traefik this keeps answers whole: Go's HTTP/1
+# proxy can cut a streamed response it began to forward before it finished
+# with the request's body (traefik/traefik#11767, golang/go#15527). A quick
+# answer is then already in its buffer; a slow one starts after it finished.
+# docs/deploy.md has the measurements.
 POST_STREAM_HOLD = 0.05
 
 
