@@ -66,8 +66,12 @@ def test_the_mcp_router_wins_over_the_default_one() -> None:
     routers = traefik_config.routers()
     assert routers["mcp"]["rule"] == "PathPrefix(`/mcp`)"
     assert routers["mcp-stateless"]["priority"] > routers["mcp"]["priority"] > routers["default"]["priority"]
-    assert "middlewares" not in routers["mcp"]  # no compression on MCP
+    # No compression on MCP; a replay of unanswered requests on the sticky router only.
+    assert routers["mcp"]["middlewares"] == ["mcp-retry"]
     assert "middlewares" not in routers["mcp-stateless"]
+    retry = traefik_config.middlewares()["mcp-retry"]["retry"]
+    assert retry["attempts"] == 2
+    assert retry["retryNonIdempotentMethod"] is True
     cookie = traefik_config.services(("http://a",), traefik_config.HealthTiming())["mcp"]["loadBalancer"]["sticky"]
     assert cookie == {
         "cookie": {"name": "_mcp_backend", "httpOnly": True, "secure": True, "sameSite": "strict", "path": "/mcp"}

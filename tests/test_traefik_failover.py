@@ -59,15 +59,15 @@ async def test_killing_the_pinned_node_costs_at_most_one_failed_request(cluster:
 
     assert answers == [f"after {number}" for number in range(10)]
     posts = [status for method, status in client.statuses[seen_before_kill:] if method == "POST"]
-    # Traefik may not have seen the death yet: one 502 at most. Then the
-    # cookie is re-pinned to a healthy node, which answers 404 for the
-    # session; the client initializes there and carries on.
-    first_404 = posts.index(404)
-    assert posts[:first_404] in ([], [502])
-    assert set(posts[first_404 + 1 :]) == {200, 202}  # initialize, initialized, then the calls
+    # The first call after the kill fails once, with a 404: if Traefik had
+    # not seen the death yet, it replayed the call (mcp-retry) on a healthy
+    # node, where the cookie is now re-pinned. The client initializes there
+    # and carries on.
+    assert posts[0] == 404
+    assert set(posts[1:]) == {200, 202}  # initialize, initialized, then the calls
     assert client.initializations == 2
     newcomer = client.session_ids[-1]
-    after = [request for request in routed(cluster, "kill") if request.method == "POST" and request.status != 502]
+    after = [request for request in routed(cluster, "kill") if request.method == "POST"]
     healthy = after[-1].node
     assert healthy != owner
     assert {request.node for request in after[-10:]} == {healthy}
