@@ -47,7 +47,7 @@ from .request import (
 )
 from .session import McpSession, RequestInfo, Stream
 from .session_manager import session_manager
-from .sse import SseConnection
+from .sse import POST_STREAM_HOLD, SseConnection
 from .stateless import is_stateless_request, serve_stateless
 
 logger = logging.getLogger(__name__)
@@ -56,15 +56,6 @@ ALLOWED_METHODS = "GET, POST, DELETE"
 # One answer for every session we cannot serve: ended, reaped, never existed,
 # or alive on another node. Clients recover the same way from all of them.
 SESSION_NOT_FOUND = "Session not found on this node: it ended or lives elsewhere; send initialize to start a new one"
-# How long the SSE answer to a POST waits before it starts (seconds): it
-# starts at once when its stream ends, so a quick answer leaves in one write,
-# head, priming event and answer together. Events of a slower handler wait
-# this long at most. Behind Traefik this keeps answers whole: Go's HTTP/1
-# proxy can cut a streamed response it began to forward before it finished
-# with the request's body (traefik/traefik#11767, golang/go#15527). A quick
-# answer is then already in its buffer; a slow one starts after it finished.
-# docs/deploy.md has the measurements.
-POST_STREAM_HOLD = 0.05
 
 
 class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no types

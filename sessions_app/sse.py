@@ -14,6 +14,16 @@ from collections.abc import AsyncIterator
 
 from .wire import KEEPALIVE_FRAME
 
+# How long the SSE answer to a POST (either era) waits before it starts, in
+# seconds. It starts at once when its stream ends, so a quick answer leaves in
+# one write: head, (priming event,) events and answer together. Events of a
+# slower handler wait this long at most. Behind Traefik this keeps answers
+# whole: Go's HTTP/1 proxy can cut a streamed response it began to forward
+# before it finished with the request's body (traefik/traefik#11767,
+# golang/go#15527). A quick answer is then already in its buffer; a slow one
+# starts after it finished. docs/deploy.md has the measurements.
+POST_STREAM_HOLD = 0.05
+
 
 class SseConnection:
     def __init__(self, max_pending: int) -> None:

@@ -49,7 +49,7 @@ from .exceptions import BadRequest, NotAcceptable
 from .request import McpRequest
 from .server_host import hosted_server
 from .session import MAX_PENDING_FRAMES, RequestInfo
-from .sse import SseConnection
+from .sse import POST_STREAM_HOLD, SseConnection
 from .tool_param_headers import param_header_rejection
 
 
@@ -61,8 +61,10 @@ class ResponseWriter(Protocol):
 
     async def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None: ...
 
-    async def send_sse(self, connection: SseConnection, headers: dict[str, str] | None = None) -> bool:
-        """Stream `connection`; returns False if the client went away first."""
+    async def send_sse(
+        self, connection: SseConnection, headers: dict[str, str] | None = None, *, hold: float = 0.0
+    ) -> bool:
+        """Stream `connection` (starting when it ends or `hold` seconds passed); False if the client went away."""
         ...
 
 
@@ -198,7 +200,7 @@ async def serve_stateless(
             await writer.send_json(status, body)
         else:
             # Notifications came first, or the handler is slow: stream, ending with the answer.
-            await writer.send_sse(outbox)
+            await writer.send_sse(outbox, hold=POST_STREAM_HOLD)
     finally:
         handler.cancel()
 

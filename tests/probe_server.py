@@ -10,6 +10,8 @@ in the node process, so tests read it back through other tool calls.
 - `cancelled(key)`: "yes" once `park(key)` was cancelled, else "no".
 - `announce()`: sends `notifications/tools/list_changed`, which belongs on the
   standalone stream.
+- `tick()`: sends one progress notification, lets the event loop run a few
+  turns (as a handler awaiting I/O would), then answers.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(name="park", description="Wait until cancelled.", input_schema=KEY_SCHEMA),
             Tool(name="cancelled", description="Whether park(key) was cancelled.", input_schema=KEY_SCHEMA),
             Tool(name="announce", description="Send tools/list_changed.", input_schema=NO_ARGUMENTS),
+            Tool(name="tick", description="Report progress once, then answer.", input_schema=NO_ARGUMENTS),
         ]
     )
 
@@ -71,6 +74,11 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
             raise
     if params.name == "cancelled":
         return _text("yes" if key in _cancelled else "no")
+    if params.name == "tick":
+        await ctx.session.report_progress(1, 1, "ticked")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return _text("ticked")
     if params.name == "announce":
         await ctx.session.send_tool_list_changed()
         return _text("announced")

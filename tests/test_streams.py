@@ -86,27 +86,45 @@ def test_dropped_stream_resumes_with_last_event_id(probe: Node, client: httpx.Cl
     assert tool_text(messages[0]) == "released resume"
 
 
+def first_read(url: str, body: dict[str, Any], headers: dict[str, str]) -> bytes:
+    """POST over a raw socket; what the first read returns (a loopback socket hands one write to one read)."""
+    encoded = json.dumps(body).encode()
+    parts = urlsplit(url)
+    head = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(encoded)}"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as raw:
+        raw.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + encoded)
+        return raw.recv(1 << 16)
+
+
 def test_a_quick_answer_leaves_in_one_write_with_its_head(probe: Node, client: httpx.Client) -> None:
     """Head, priming event, answer and end of the SSE response are written together.
 
     One write reaches a proxy in one piece: Traefik then has the whole
     response in its buffer before it could cut it (traefik/traefik#11767).
-    A loopback socket hands one write to one large read.
     """
     session = open_session(client, probe.mcp_url)
-    body = json.dumps(call("cancelled", 5, key="quick")).encode()
-    url = urlsplit(probe.mcp_url)
-    head = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}", f"Content-Length: {len(body)}"]
-    head += [f"{name}: {value}" for name, value in session_headers(session).items()]
-    with socket.create_connection((url.hostname, url.port), timeout=10) as raw:
-        raw.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + body)
-        first_read = raw.recv(1 << 16)
 
-    assert first_read.startswith(b"HTTP/1.1 200 ")
-    assert b"text/event-stream" in first_read
-    assert b"retry: " in first_read  # the priming event
-    assert b'"id":5' in first_read
-    assert first_read.endswith(b"\r\n0\r\n\r\n")  # the end of the chunked body
+    answer = first_read(probe.mcp_url, call("cancelled", 5, key="quick"), session_headers(session))
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"text/event-stream" in answer
+    assert b"retry: " in answer  # the priming event
+    assert b'"id":5' in answer
+    assert answer.endswith(b"\r\n0\r\n\r\n")  # the end of the chunked body
+
+
+def test_a_modern_answer_after_a_notification_leaves_in_one_write(probe: Node) -> None:
+    """In the 2026-07-28 era a notification turns the answer into a stream; a quick one is still one write."""
+    body = modern_request("tools/call", {"name": "tick", "arguments": {}}, request_id=6)
+    body["params"]["_meta"]["progressToken"] = "t6"
+
+    answer = first_read(probe.mcp_url, body, modern_headers("tools/call", name="tick"))
+
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"text/event-stream" in answer
+    assert answer.index(b"notifications/progress") < answer.index(b'"id":6')
+    assert answer.endswith(b"\r\n0\r\n\r\n")
 
 
 def test_each_message_goes_on_exactly_one_stream(probe: Node, client: httpx.Client) -> None:
