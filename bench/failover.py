@@ -9,7 +9,7 @@ client does:
 - 404 for its session: the session is gone; initialize again at once (the
   answer's Set-Cookie, if any, re-pins it), send `notifications/initialized`,
   then the call;
-- a 5xx (Traefik's 502 while it still routes to the dead node) or a transport
+- a 5xx (a 502 that Traefik's mcp-retry could not replay) or a transport
   error (reset, timeout): give up this tick and try the same session again at
   the next one.
 
