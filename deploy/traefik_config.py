@@ -145,22 +145,19 @@ def routers() -> dict[str, Any]:
 def middlewares() -> dict[str, Any]:
     return {
         "compress": {"compress": {}},
-        # A request the pinned node never answered is sent once more: one it
-        # could not reach, and one Traefik answered 502 for (the node died
-        # with it in flight). The passive health check has taken that node
-        # out by then, so the sticky service picks a live node, which answers
-        # 404 for the session, and the client initializes there: a dead node
-        # costs each client one failed request, the 404, not a 502 and a 404.
-        # Replaying a POST is safe on this router alone: the new node does
-        # not hold the session, so nothing runs twice (an `initialize` simply
-        # opens its session there; the nodes never answer 502 themselves).
-        # Never on the stateless router, where a replayed call would run again.
+        # A request the pinned node never answered (it died, or is gone) is
+        # sent once more; the sticky service then picks a live node, which
+        # answers 404 for the session, and the client initializes there. So a
+        # dead node costs each client one failed request, the 404, not a 502
+        # and a 404. Replaying a POST is safe on this router alone: the new
+        # node does not hold the session, so nothing runs twice (an
+        # `initialize` simply opens its session there). Never on the
+        # stateless router, where a replayed tools/call would run again.
         "mcp-retry": {
             "retry": {
                 "attempts": 2,
                 "retryNonIdempotentMethod": True,
                 "maxRequestBodyBytes": RETRY_BODY_LIMIT,
-                "status": ["502"],
             }
         },
     }
