@@ -578,6 +578,14 @@ def _failover_gaps(failover: Failover) -> list[str]:
             f"{over} of {len(failover.affected)} affected clients had more than {FAILED_PER_CLIENT_TARGET} "
             f"failed request (at most {most}; the 404 that sends a client to initialize is one of them)"
         )
+        fives = failover.kind_total("5xx")
+        if fives and failover.last_5xx is not None:
+            gaps.append(
+                f"the extra failures were 5xx answers ({fives}, the last {failover.last_5xx:.2f} s after the kill): "
+                "calls in flight on the dead node, which Traefik answers 502; mcp-retry replays only requests Traefik "
+                "could not deliver, because replaying 502s too (`status: 502`) makes it hold every answer, "
+                "about 3 ms per request (docs/deploy.md)"
+            )
     if failover.unaffected_failed:
         cause = ""
         if failover.rotation.survivors_out or failover.survivor_health_failures[0]:
