@@ -24,5 +24,5 @@ RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
 USER app
 EXPOSE 8000
 # Exec form: daphne (mcpsite/http_server.py) is PID 1's child under `init: true` and gets SIGTERM itself,
-# so the node drains (sessions_app/shutdown.py) before it exits.
+# so the node drains (sessions_app/cluster/shutdown.py) before it exits.
 ENTRYPOINT ["python", "-m", "mcpsite.http_server", "-b", "0.0.0.0", "-p", "8000", "mcpsite.asgi:application"]

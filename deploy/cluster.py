@@ -320,7 +320,7 @@ class Cluster:
         self.nodes[name].stop(signal.SIGKILL)
 
     def stop_node(self, name: str, timeout: float = 30.0) -> int | None:
-        """SIGTERM and wait for the exit: the node drains (see sessions_app/shutdown.py)."""
+        """SIGTERM and wait for the exit: the node drains (see sessions_app/cluster/shutdown.py)."""
         return self.nodes[name].stop(signal.SIGTERM, timeout)
 
     def start_node(self, name: str) -> None:

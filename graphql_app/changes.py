@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from sessions_app.change_feed import Change, publish_on_commit
+from sessions_app.cluster.change_feed import Change, publish_on_commit
 
 from .mcp.resources import uri_of
 from .models import Decision

@@ -15,8 +15,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from sessions_app.consumer import McpConsumer  # noqa: E402
-from sessions_app.misroute import MisrouteLoggingMiddleware  # noqa: E402
+from sessions_app.cluster.misroute import MisrouteLoggingMiddleware  # noqa: E402
+from sessions_app.http.consumer import McpConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

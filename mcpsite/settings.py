@@ -157,20 +157,20 @@ if REDIS_URL:
     CACHES["mcp_registry"] = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_FUNCTION": "sessions_app.registry.redis.raw_key",
-        "REVERSE_KEY_FUNCTION": "sessions_app.registry.redis.raw_key_reversed",
+        "KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key",
+        "REVERSE_KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key_reversed",
         "OPTIONS": {
             "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
             "SOCKET_CONNECT_TIMEOUT": 1.0,
             "SOCKET_TIMEOUT": 1.0,
         },
     }
-    _DEFAULT_REGISTRY = "sessions_app.registry.redis.RedisSessionRegistry"
+    _DEFAULT_REGISTRY = "sessions_app.cluster.registry.redis.RedisSessionRegistry"
     _DEFAULT_REGISTRY_OPTIONS: dict[str, str] = {"cache_alias": "mcp_registry"}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    _DEFAULT_REGISTRY = "sessions_app.registry.locmem.LocMemSessionRegistry"
+    _DEFAULT_REGISTRY = "sessions_app.cluster.registry.locmem.LocMemSessionRegistry"
     _DEFAULT_REGISTRY_OPTIONS = {}
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,9 +17,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from .models import ActiveSession
-from .operations import close_sessions, find_by_handle, session_rows, short_id
-from .registry import RegistryUnavailable, session_registry
+from sessions_app.cluster.registry import RegistryUnavailable, session_registry
+from sessions_app.models import ActiveSession
+from sessions_app.operations import close_sessions, find_by_handle, session_rows, short_id
 
 logger = logging.getLogger(__name__)
 

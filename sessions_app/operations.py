@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
 
-from .liveness import reap_stale_records
-from .registry import ListedRecord, SessionRecord, SessionRegistry
-from .routing import session_hash
-from .session_manager import session_manager
+from sessions_app.cluster.liveness import reap_stale_records
+from sessions_app.cluster.registry import ListedRecord, SessionRecord, SessionRegistry
+from sessions_app.cluster.routing import session_hash
+from sessions_app.session.manager import session_manager
 
 
 def short_id(session_id: str) -> str:

@@ -4,8 +4,8 @@ import asyncio
 
 from django.http import HttpRequest, JsonResponse
 
-from .node import this_node
-from .session_manager import session_manager
+from sessions_app.cluster.node import this_node
+from sessions_app.session.manager import session_manager
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:

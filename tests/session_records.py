@@ -7,9 +7,9 @@ from typing import Any
 
 from pytest_django import Settings
 
-from sessions_app.registry import SessionRecord, SessionRegistry, session_registry
-from sessions_app.registry.locmem import LocMemSessionRegistry
-from sessions_app.session_manager import new_session_id
+from sessions_app.cluster.registry import SessionRecord, SessionRegistry, session_registry
+from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
+from sessions_app.session.manager import new_session_id
 from tests.nodes import free_port
 
 HANDSHAKE_VERSION = "2025-11-25"
@@ -22,7 +22,7 @@ def fresh_registry(settings: Settings) -> SessionRegistry:
     no test sees another's records, and each test's closes run on a manager
     that has not yet met an event loop.
     """
-    settings.MCP_SESSION_REGISTRY = "sessions_app.registry.locmem.LocMemSessionRegistry"
+    settings.MCP_SESSION_REGISTRY = "sessions_app.cluster.registry.locmem.LocMemSessionRegistry"
     settings.MCP_REGISTRY_OPTIONS = {}
     registry = session_registry()
     assert isinstance(registry, LocMemSessionRegistry)
@@ -37,11 +37,11 @@ def unreachable_registry(settings: Settings) -> None:
         "mcp_registry": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "KEY_FUNCTION": "sessions_app.registry.redis.raw_key",
+            "KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
         },
     }
-    settings.MCP_SESSION_REGISTRY = "sessions_app.registry.redis.RedisSessionRegistry"
+    settings.MCP_SESSION_REGISTRY = "sessions_app.cluster.registry.redis.RedisSessionRegistry"
     settings.MCP_REGISTRY_OPTIONS = {"cache_alias": "mcp_registry"}
 
 

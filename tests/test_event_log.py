@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_app.event_log import EventLog, EventsLost, UnknownCursor, event_id, parse_event_id
+from sessions_app.session.event_log import EventLog, EventsLost, UnknownCursor, event_id, parse_event_id
 
 ROOMY = 1_000_000
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from sessions_app.registry import RegistryUnavailable, SessionRecord, SessionRegistry
-from sessions_app.registry.locmem import LocMemSessionRegistry
-from sessions_app.registry.redis import RedisSessionRegistry
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord, SessionRegistry
+from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
+from sessions_app.cluster.registry.redis import RedisSessionRegistry
 from tests.redis_server import RedisServer
 
 
@@ -21,8 +21,8 @@ def redis_cache(url: str) -> dict[str, Any]:
         "mcp_registry": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
-            "KEY_FUNCTION": "sessions_app.registry.redis.raw_key",
-            "REVERSE_KEY_FUNCTION": "sessions_app.registry.redis.raw_key_reversed",
+            "KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key",
+            "REVERSE_KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key_reversed",
             "OPTIONS": {
                 "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
                 "SOCKET_CONNECT_TIMEOUT": 0.5,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from sessions_app.conf import McpSettings
-from sessions_app.exceptions import (
+from sessions_app.http.exceptions import (
     BadRequest,
     ForbiddenOrigin,
     MisdirectedHost,
@@ -15,7 +15,7 @@ from sessions_app.exceptions import (
     ParseError,
     UnsupportedMediaType,
 )
-from sessions_app.request import (
+from sessions_app.http.request import (
     McpRequest,
     parse_message_object,
     require_post_headers,

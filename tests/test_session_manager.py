@@ -11,14 +11,14 @@ import pytest
 from mcp.shared.message import SessionMessage
 from mcp.types import JSONRPCRequest
 
+from sessions_app.cluster.node import ClusterNode
+from sessions_app.cluster.registry import SessionRecord
+from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
 from sessions_app.conf import McpSettings
-from sessions_app.exceptions import NodeFull
-from sessions_app.node import ClusterNode
-from sessions_app.registry import SessionRecord
-from sessions_app.registry.locmem import LocMemSessionRegistry
-from sessions_app.session import STANDALONE_STREAM, McpSession, RequestInfo
-from sessions_app.session_manager import SessionManager
-from sessions_app.wire import retry_frame
+from sessions_app.http.exceptions import NodeFull
+from sessions_app.http.wire import retry_frame
+from sessions_app.session.manager import SessionManager
+from sessions_app.session.session import STANDALONE_STREAM, McpSession, RequestInfo
 
 IDLE_TIMEOUT = 0.05
 # How long a poll waits for something the reaper should do within a few of its passes.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sessions_app.sse import SseConnection
-from sessions_app.wire import KEEPALIVE_FRAME
+from sessions_app.http.sse import SseConnection
+from sessions_app.http.wire import KEEPALIVE_FRAME
 
 # Long enough that no keep-alive appears in tests that do not ask for one.
 QUIET = 60.0

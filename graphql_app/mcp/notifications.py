@@ -22,8 +22,8 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from sessions_app.change_feed import Change
-from sessions_app.session_manager import session_manager
+from sessions_app.cluster.change_feed import Change
+from sessions_app.session.manager import session_manager
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 
-from sessions_app.change_feed import change_feed
+from sessions_app.cluster.change_feed import change_feed
 
 from . import prompts, resources, tools
 from .notifications import bus, deliver

@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .registry import RegistryUnavailable, SessionRecord, SessionRegistry
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord, SessionRegistry
 
 logger = logging.getLogger(__name__)
 

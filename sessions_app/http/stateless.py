@@ -43,14 +43,14 @@ from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from . import wire
-from .conf import McpSettings
-from .exceptions import BadRequest, NotAcceptable
-from .request import McpRequest
-from .server_host import hosted_server
-from .session import MAX_PENDING_FRAMES, RequestInfo
-from .sse import POST_STREAM_HOLD, SseConnection
-from .tool_param_headers import param_header_rejection
+from sessions_app.conf import McpSettings
+from sessions_app.http import wire
+from sessions_app.http.exceptions import BadRequest, NotAcceptable
+from sessions_app.http.request import McpRequest
+from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
+from sessions_app.http.tool_param_headers import param_header_rejection
+from sessions_app.session.hosted_server import hosted_server
+from sessions_app.session.session import MAX_PENDING_FRAMES, RequestInfo
 
 
 class ResponseWriter(Protocol):

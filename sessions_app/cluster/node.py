@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from .conf import McpSettings, mcp_settings
-from .liveness import every, reap_stale_records
-from .registry import SessionRegistry, session_registry
-from .registry_writer import RegistryWriter
+from sessions_app.cluster.liveness import every, reap_stale_records
+from sessions_app.cluster.registry import SessionRegistry, session_registry
+from sessions_app.cluster.registry_writer import RegistryWriter
+from sessions_app.conf import McpSettings, mcp_settings
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def this_node() -> ClusterNode:
 
 def _install_sigterm_drain(loop: asyncio.AbstractEventLoop) -> None:
     """On SIGTERM, drain this node (see shutdown.py) instead of stopping at once."""
-    from .shutdown import drain_then_stop
+    from sessions_app.cluster.shutdown import drain_then_stop
 
     if threading.current_thread() is not threading.main_thread():
         # `runserver` serves from a thread under its autoreloader, which owns

@@ -25,13 +25,13 @@ import time
 
 from channels.layers import get_channel_layer
 
-from .conf import McpSettings, mcp_settings
-from .exceptions import NodeFull
-from .node import ClusterNode, this_node
-from .registry import RegistryUnavailable, SessionRecord
-from .server_host import hosted_server
-from .session import CLOSE_MESSAGE, McpSession
-from .wire import retry_frame
+from sessions_app.cluster.node import ClusterNode, this_node
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
+from sessions_app.conf import McpSettings, mcp_settings
+from sessions_app.http.exceptions import NodeFull
+from sessions_app.http.wire import retry_frame
+from sessions_app.session.hosted_server import hosted_server
+from sessions_app.session.session import CLOSE_MESSAGE, McpSession
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from mcp.server import Server
 
-from .conf import mcp_settings
+from sessions_app.conf import mcp_settings
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from .node import this_node
-from .session_manager import session_manager
+from sessions_app.cluster.node import this_node
+from sessions_app.session.manager import session_manager
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import wire
-from .conf import McpSettings
-from .exceptions import BadRequest, ForbiddenOrigin, MisdirectedHost, NotAcceptable, ParseError, UnsupportedMediaType
+from sessions_app.conf import McpSettings
+from sessions_app.http import wire
+from sessions_app.http.exceptions import (
+    BadRequest,
+    ForbiddenOrigin,
+    MisdirectedHost,
+    NotAcceptable,
+    ParseError,
+    UnsupportedMediaType,
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from .registry import RegistryUnavailable, SessionRegistry
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from mcp.types import INTERNAL_ERROR, JSONRPCError, JSONRPCRequest, jsonrpc_mess
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 from pydantic import ValidationError
 
-from . import wire
-from .conf import McpSettings, mcp_settings
-from .event_log import EventsLost, UnknownCursor, parse_event_id
-from .exceptions import (
+from sessions_app.cluster.misroute import report_miss
+from sessions_app.conf import McpSettings, mcp_settings
+from sessions_app.http import wire
+from sessions_app.http.exceptions import (
     BadRequest,
     BodyTooLarge,
     MethodNotAllowed,
@@ -36,8 +36,7 @@ from .exceptions import (
     TooManyRequests,
     TransportError,
 )
-from .misroute import report_miss
-from .request import (
+from sessions_app.http.request import (
     McpRequest,
     parse_message_object,
     require_post_headers,
@@ -45,10 +44,11 @@ from .request import (
     require_sse_accept,
     require_trusted_caller,
 )
-from .session import McpSession, RequestInfo, Stream
-from .session_manager import session_manager
-from .sse import POST_STREAM_HOLD, SseConnection
-from .stateless import is_stateless_request, serve_stateless
+from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
+from sessions_app.http.stateless import is_stateless_request, serve_stateless
+from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_event_id
+from sessions_app.session.manager import session_manager
+from sessions_app.session.session import McpSession, RequestInfo, Stream
 
 logger = logging.getLogger(__name__)
 

@@ -30,12 +30,12 @@ from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
 
-from . import wire
-from .conf import McpSettings
-from .event_log import EventLog, event_id
-from .exceptions import SessionNotFound
-from .server_host import HostedServer
-from .sse import SseConnection
+from sessions_app.conf import McpSettings
+from sessions_app.http import wire
+from sessions_app.http.exceptions import SessionNotFound
+from sessions_app.http.sse import SseConnection
+from sessions_app.session.event_log import EventLog, event_id
+from sessions_app.session.hosted_server import HostedServer
 
 logger = logging.getLogger(__name__)
 

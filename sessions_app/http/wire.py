@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from mcp.types import ErrorData, JSONRPCError, JSONRPCMessage
 
-from .exceptions import TransportError
+from sessions_app.http.exceptions import TransportError
 
 SESSION_ID_HEADER: Final = "mcp-session-id"
 PROTOCOL_VERSION_HEADER: Final = "mcp-protocol-version"

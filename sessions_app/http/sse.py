@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 
-from .wire import KEEPALIVE_FRAME
+from sessions_app.http.wire import KEEPALIVE_FRAME
 
 # How long the SSE answer to a POST (either era) waits before it starts, in
 # seconds. It starts at once when its stream ends, so a quick answer leaves in

@@ -25,7 +25,7 @@ from mcp.shared.inbound import (
 from mcp.shared.transport_context import TransportContext
 from mcp.types import JSONRPCRequest
 
-from .server_host import HostedServer
+from sessions_app.session.hosted_server import HostedServer
 
 logger = logging.getLogger(__name__)
 

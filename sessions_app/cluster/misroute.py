@@ -4,7 +4,7 @@ The consumer answers an unknown session id with 404 straight from this
 process's table, never asking Redis on the request path. It leaves the id in a
 slot this middleware put in the scope; once the response is out, the
 middleware asks the registry who owned that session and writes one WARNING
-record on logger `sessions_app.misroute` saying which case it was (see
+record on logger `sessions_app.cluster.misroute` saying which case it was (see
 routing.py): misroute, stale or unknown, with this node, the owner node and a
 short hash of the session id (never the id itself).
 """
@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .node import this_node
-from .registry import RegistryUnavailable
-from .routing import MissKind, classify_miss, session_hash
+from sessions_app.cluster.node import this_node
+from sessions_app.cluster.registry import RegistryUnavailable
+from sessions_app.cluster.routing import MissKind, classify_miss, session_hash
 
 logger = logging.getLogger("sessions_app.misroute")
 

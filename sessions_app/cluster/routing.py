@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import hashlib
 
-from .registry import SessionRecord
+from sessions_app.cluster.registry import SessionRecord
 
 
 class MissKind(enum.StrEnum):
