@@ -209,6 +209,9 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 MCP_SERVER = os.environ.get("MCP_SERVER", "graphql_app.mcp.server.server")
 # This node's name in logs, /healthz and (later) the session registry.
 MCP_NODE_ID = os.environ.get("MCP_NODE_ID", "") or f"{socket.gethostname()}-{os.getpid()}"
+# The label session ids start with (`<route>.<random>`), so a proxy can route
+# on Mcp-Session-Id; empty: derived from MCP_NODE_ID (see cluster/routing.py).
+MCP_NODE_ROUTE = os.environ.get("MCP_NODE_ROUTE", "")
 # Origins allowed to call /mcp from a browser; a request with another Origin gets 403.
 MCP_ALLOWED_ORIGINS = env_list(
     "MCP_ALLOWED_ORIGINS",

@@ -14,11 +14,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from sessions_app.cluster.routing import default_route, is_valid_route
+
 
 @dataclass(frozen=True)
 class McpSettings:
     server: str
     node_id: str
+    node_route: str
     allowed_origins: tuple[str, ...]
     allowed_hosts: tuple[str, ...]
     max_sessions: int
@@ -42,6 +45,7 @@ def mcp_settings() -> McpSettings:
     loaded = McpSettings(
         server=settings.MCP_SERVER,
         node_id=settings.MCP_NODE_ID,
+        node_route=settings.MCP_NODE_ROUTE or default_route(settings.MCP_NODE_ID),
         allowed_origins=tuple(origin.rstrip("/").lower() for origin in settings.MCP_ALLOWED_ORIGINS),
         allowed_hosts=tuple(host.lower() for host in settings.MCP_ALLOWED_HOSTS),
         max_sessions=settings.MCP_MAX_SESSIONS,
@@ -65,6 +69,8 @@ def mcp_settings() -> McpSettings:
     for name in ("session_idle_timeout", "sse_keepalive", "node_heartbeat_ttl", "reaper_interval", "shutdown_grace"):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive number of seconds")
+    if not is_valid_route(loaded.node_route):
+        raise ImproperlyConfigured("MCP_NODE_ROUTE must be 1-32 letters, digits, '-' or '_'")
     return loaded
 
 

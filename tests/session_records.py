@@ -9,7 +9,7 @@ from pytest_django import Settings
 
 from sessions_app.cluster.registry import SessionRecord, SessionRegistry, session_registry
 from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
-from sessions_app.session.manager import new_session_id
+from sessions_app.cluster.routing import new_session_id
 from tests.nodes import free_port
 
 HANDSHAKE_VERSION = "2025-11-25"
@@ -48,7 +48,7 @@ def unreachable_registry(settings: Settings) -> None:
 def record(node_id: str, boot_id: str, *, age: float = 5.0, **fields: Any) -> SessionRecord:
     """A record as a node writes it on publishing a session, created `age` seconds ago."""
     values: dict[str, Any] = {
-        "session_id": new_session_id(),
+        "session_id": new_session_id("test"),
         "node_id": node_id,
         "boot_id": boot_id,
         "channel_name": "",

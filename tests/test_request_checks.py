@@ -26,6 +26,7 @@ from sessions_app.http.request import (
 SETTINGS = McpSettings(
     server="sessions_app.echo_server.server",
     node_id="test-node",
+    node_route="t1",
     allowed_origins=("http://localhost", "https://app.example:8443", "http://[::1]"),
     allowed_hosts=("localhost", "127.0.0.1", "[::1]", "mcp.example"),
     max_sessions=10,

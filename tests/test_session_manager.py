@@ -28,6 +28,7 @@ PATIENCE = 5.0
 SETTINGS = McpSettings(
     server="sessions_app.echo_server.server",
     node_id="test-node",
+    node_route="t1",
     allowed_origins=("http://localhost",),
     allowed_hosts=("localhost",),
     max_sessions=3,
@@ -120,8 +121,12 @@ async def test_created_sessions_have_distinct_visible_ascii_ids(manager: Session
 
     assert first.id != second.id
     for session_id in (first.id, second.id):
-        assert len(session_id) >= 32
         assert all(0x21 <= ord(char) <= 0x7E for char in session_id)
+        # The id names this node's route, then 192 random bits.
+        route, _, random_part = session_id.partition(".")
+        assert route == SETTINGS.node_route
+        assert len(random_part) == 48
+        int(random_part, 16)
 
 
 async def test_a_created_session_serves_requests(manager: SessionManager) -> None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 
 from channels.layers import get_channel_layer
 
 from sessions_app.cluster.node import ClusterNode, this_node
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
+from sessions_app.cluster.routing import new_session_id
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
@@ -37,12 +37,6 @@ logger = logging.getLogger(__name__)
 
 # How long closing a session held elsewhere waits for its record to be deleted.
 REMOTE_CLOSE_WAIT = 2.0
-
-
-def new_session_id() -> str:
-    """192 random bits as 48 hex digits: visible ASCII, unguessable, and never
-    mistaken for a command-line option (a base64 id may start with "-")."""
-    return secrets.token_hex(24)
 
 
 class SessionManager:
@@ -76,7 +70,9 @@ class SessionManager:
         # Redis layer reads all of them with one blocking pop on one key per
         # prefix, so a second prefix in the same process starves.
         channel_name = await layer.new_channel() if layer is not None else ""
-        session = McpSession(new_session_id(), self.settings, host, self.close_soon, channel_name)
+        session = McpSession(
+            new_session_id(self.settings.node_route), self.settings, host, self.close_soon, channel_name
+        )
         self._sessions[session.id] = session
         session.start()
         self._ensure_reaper()
