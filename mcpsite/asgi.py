@@ -15,14 +15,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from sessions_app.cluster.misroute import MisrouteLoggingMiddleware  # noqa: E402
 from sessions_app.http.consumer import McpConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": URLRouter(
             [
-                path("mcp", MisrouteLoggingMiddleware(McpConsumer.as_asgi())),  # type: ignore[arg-type]
+                path("mcp", McpConsumer.as_asgi()),
                 re_path(r"", django_asgi_app),  # type: ignore[arg-type]  # an ASGI app, not a view
             ]
         ),

@@ -253,6 +253,9 @@ MCP_STALE_GRACE = env_float("MCP_STALE_GRACE", 60.0)
 # most the whole shutdown may take.
 MCP_SHUTDOWN_DRAIN_DELAY = env_float("MCP_SHUTDOWN_DRAIN_DELAY", 2.0)
 MCP_SHUTDOWN_GRACE = env_float("MCP_SHUTDOWN_GRACE", 10.0)
+# Forward a request for a session held by another live node to that node
+# (over Redis pub/sub) instead of answering 404. Needs REDIS_URL.
+MCP_RELAY = env_bool("MCP_RELAY", True)
 
 LOGGING = {
     "version": 1,

@@ -38,6 +38,12 @@ class McpSettings:
     stale_grace: float
     shutdown_drain_delay: float
     shutdown_grace: float
+    # Where the relay between nodes publishes (Redis); empty: no relay (one node, or MCP_RELAY off).
+    relay_url: str = ""
+
+    @property
+    def relay(self) -> bool:
+        return bool(self.relay_url)
 
 
 @functools.cache
@@ -62,6 +68,7 @@ def mcp_settings() -> McpSettings:
         stale_grace=settings.MCP_STALE_GRACE,
         shutdown_drain_delay=settings.MCP_SHUTDOWN_DRAIN_DELAY,
         shutdown_grace=settings.MCP_SHUTDOWN_GRACE,
+        relay_url=settings.REDIS_URL if settings.MCP_RELAY else "",
     )
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:

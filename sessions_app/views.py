@@ -4,18 +4,18 @@ import asyncio
 
 from django.http import HttpRequest, JsonResponse
 
-from sessions_app.cluster.node import this_node
 from sessions_app.session.manager import session_manager
 
 
 async def healthz(request: HttpRequest) -> JsonResponse:
     """For the load balancer: 200 while this node takes new work, 503 while it drains."""
-    node = this_node()
-    node.start()
+    manager = session_manager()
+    manager.start()
+    node = manager.node
     body = {
         "status": "draining" if node.draining else "ok",
         "node": node.node_id,
-        "sessions": len(session_manager()),
+        "sessions": len(manager),
         # Every session owns tasks; a count that only grows is a leak.
         "tasks": len(asyncio.all_tasks()),
     }

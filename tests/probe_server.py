@@ -12,6 +12,8 @@ in the node process, so tests read it back through other tool calls.
   standalone stream.
 - `tick()`: sends one progress notification, lets the event loop run a few
   turns (as a handler awaiting I/O would), then answers.
+- `roots()`: asks the client for its roots (a server-to-client request on the
+  call's stream) and answers with their names, comma-separated.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import asyncio
 from typing import Any
 
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.message import ServerMessageMetadata
 from mcp.types import (
     CallToolRequestParams,
     CallToolResult,
+    ListRootsRequest,
+    ListRootsResult,
     ListToolsResult,
     PaginatedRequestParams,
     TextContent,
@@ -53,6 +58,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(name="cancelled", description="Whether park(key) was cancelled.", input_schema=KEY_SCHEMA),
             Tool(name="announce", description="Send tools/list_changed.", input_schema=NO_ARGUMENTS),
             Tool(name="tick", description="Report progress once, then answer.", input_schema=NO_ARGUMENTS),
+            Tool(name="roots", description="Ask the client for its roots.", input_schema=NO_ARGUMENTS),
         ]
     )
 
@@ -79,6 +85,10 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
         for _ in range(5):
             await asyncio.sleep(0)
         return _text("ticked")
+    if params.name == "roots":
+        related = ServerMessageMetadata(related_request_id=ctx.request_id)
+        listing = await ctx.session.send_request(ListRootsRequest(), ListRootsResult, metadata=related)
+        return _text(",".join(root.name or str(root.uri) for root in listing.roots))
     if params.name == "announce":
         await ctx.session.send_tool_list_changed()
         return _text("announced")

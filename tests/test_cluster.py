@@ -92,7 +92,8 @@ def test_session_record_names_its_owner(make_node: MakeNode, redis_server: Redis
 
 
 def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServer, client: httpx.Client) -> None:
-    owner, other = make_node("owner"), make_node("other")
+    # With the relay off, as the sticky-cookie ADR had it (tests/test_relay.py covers it on).
+    owner, other = make_node("owner", MCP_RELAY="0"), make_node("other", MCP_RELAY="0")
     session = open_session(client, owner.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
@@ -100,7 +101,7 @@ def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServ
     # The wrong node: 404 telling the client to re-initialize, and a misroute record.
     wrong = client.post(other.mcp_url, json=LISTING, headers=session_headers(session))
     assert wrong.status_code == 404
-    assert "not found on this node" in wrong.json()["error"]["message"]
+    assert "Session not found" in wrong.json()["error"]["message"]
     assert "initialize" in wrong.json()["error"]["message"]
     wait_for(lambda: miss_lines(other), "a misroute log record")
     assert "MCP session miss: misroute" in miss_lines(other)[-1]
@@ -122,10 +123,12 @@ def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServ
     wait_for(lambda: "MCP session miss: unknown" in miss_lines(other)[-1], "an unknown log record")
 
 
+@pytest.mark.parametrize("relay", ["1", "0"], ids=["relayed", "close-message"])
 def test_delete_on_another_node_closes_the_session_on_its_owner(
-    make_node: MakeNode, redis_server: RedisServer, client: httpx.Client
+    make_node: MakeNode, redis_server: RedisServer, client: httpx.Client, relay: str
 ) -> None:
-    owner, other = make_node("keeper"), make_node("messenger")
+    # Relayed to the owner, or (relay off) a close message to the session's channel.
+    owner, other = make_node("keeper", MCP_RELAY=relay), make_node("messenger", MCP_RELAY=relay)
     session = open_session(client, owner.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")

@@ -99,7 +99,7 @@ async def initialize_over_sse(session: McpSession) -> list[bytes]:
     assert stream.connection is not None
     await session.deliver(SessionMessage(request, session.request_metadata(RequestInfo({}), stream)))
     async with asyncio.timeout(PATIENCE):
-        return [frame async for frame in stream.connection.frames(keepalive=60.0)]
+        return [frame async for frame, _last in stream.connection.frames(keepalive=60.0) if frame]
 
 
 # --- create --------------------------------------------------------------------
@@ -230,7 +230,7 @@ async def test_close_ends_an_open_standalone_stream_with_a_retry_hint(manager: S
 
     assert not connection.open
     async with asyncio.timeout(PATIENCE):
-        frames = [frame async for frame in connection.frames(keepalive=60.0)]
+        frames = [frame async for frame, _last in connection.frames(keepalive=60.0) if frame]
     assert frames == [retry_frame(SETTINGS.sse_retry_ms)]
 
 

@@ -12,9 +12,9 @@ QUIET = 60.0
 
 
 async def drain(connection: SseConnection, keepalive: float = QUIET) -> list[bytes]:
-    """Everything frames() yields until the end, bounded so a bug fails rather than hangs."""
+    """Every non-empty piece frames() yields until the end, bounded so a bug fails rather than hangs."""
     async with asyncio.timeout(5):
-        return [frame async for frame in connection.frames(keepalive)]
+        return [frames async for frames, _last in connection.frames(keepalive) if frames]
 
 
 async def test_a_new_connection_is_open_and_empty() -> None:
@@ -35,6 +35,26 @@ async def test_frames_queued_together_leave_in_order_as_one_write() -> None:
 
     assert await drain(connection) == [b"onetwo"]
     assert not connection.has_frames
+
+
+async def test_the_piece_that_ends_the_response_says_so() -> None:
+    connection = SseConnection(max_pending=4)
+    connection.push(b"one")
+    connection.finish(b"end")
+
+    async with asyncio.timeout(5):
+        assert [piece async for piece in connection.frames(QUIET)] == [(b"oneend", True)]
+
+
+async def test_an_end_after_the_last_frame_left_is_an_empty_last_piece() -> None:
+    connection = SseConnection(max_pending=4)
+    connection.push(b"one")
+    frames = connection.frames(QUIET)
+
+    async with asyncio.timeout(5):
+        assert await anext(frames) == (b"one", False)
+        connection.finish()
+        assert [piece async for piece in frames] == [(b"", True)]
 
 
 async def test_finish_delivers_everything_queued_plus_the_last_frame() -> None:
@@ -128,9 +148,9 @@ async def test_a_reader_that_keeps_up_never_overflows() -> None:
         for number in range(10):
             frame = str(number).encode()
             assert connection.push(frame)
-            received.append(await anext(frames))
+            received.append((await anext(frames))[0])
         connection.finish()
-        received.extend([frame async for frame in frames])
+        received.extend([piece async for piece, _last in frames if piece])
 
     assert received == [str(number).encode() for number in range(10)]
     assert not connection.aborted
@@ -163,11 +183,11 @@ async def test_keepalive_frame_is_sent_during_silence() -> None:
     frames = connection.frames(keepalive=0.01)
 
     async with asyncio.timeout(5):
-        assert await anext(frames) == KEEPALIVE_FRAME
+        assert await anext(frames) == (KEEPALIVE_FRAME, False)
         connection.push(b"one")
-        assert await anext(frames) == b"one"
+        assert await anext(frames) == (b"one", False)
         connection.finish()
-        rest = [frame async for frame in frames]
+        rest = [piece async for piece, _last in frames if piece]
 
     # Keep-alives may have slipped in while we pushed; nothing else may.
     assert set(rest) <= {KEEPALIVE_FRAME}

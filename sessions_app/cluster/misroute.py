@@ -1,73 +1,91 @@
-"""The misroute logging middleware around the MCP consumer.
+"""A session this process does not hold: whose is it, and the log record that says so.
 
-The consumer answers an unknown session id with 404 straight from this
-process's table, never asking Redis on the request path. It leaves the id in a
-slot this middleware put in the scope; once the response is out, the
-middleware asks the registry who owned that session and writes one WARNING
-record on logger `sessions_app.cluster.misroute` saying which case it was (see
-routing.py): misroute, stale or unknown, with this node, the owner node and a
-short hash of the session id (never the id itself).
+`locate_miss` asks the registry (the only registry read on the request path,
+and only on a miss) for the session's record and its owner's heartbeat, and
+classifies the miss (routing.classify_miss): misroute (owner alive
+elsewhere), stale (owner gone) or unknown (no record, or no registry).
+Owners the relay reached are remembered in a bounded table
+(`remember_owner`), so a client that keeps arriving at the wrong node costs
+one registry read, not one per request; `forget_owner` drops an entry the
+relay found wrong (the owner gone, or the session ended there).
+
+`log_miss` writes one WARNING per miss on logger `sessions_app.misroute`:
+the kind, this node, the owner, a short hash of the id (never the id, a
+bearer secret) and what became of the request (relayed, or 404).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
 from sessions_app.cluster.node import this_node
-from sessions_app.cluster.registry import RegistryUnavailable
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
 from sessions_app.cluster.routing import MissKind, classify_miss, session_hash
 
 logger = logging.getLogger("sessions_app.misroute")
 
-SCOPE_KEY = "mcp.session_miss"
+# Owners remembered per session id (a record is a few hundred bytes).
+MAX_KNOWN_OWNERS = 10_000
+
+_known_owners: OrderedDict[str, SessionRecord] = OrderedDict()
 
 
-@dataclass
-class MissSlot:
-    session_id: str | None = None
+@dataclass(frozen=True)
+class Miss:
+    session_id: str
+    kind: MissKind
+    # The registry's record; for a misroute, the live owner's.
+    record: SessionRecord | None
+    reason: str
 
 
-def report_miss(scope: dict[str, Any], session_id: str) -> None:
-    slot = scope.get(SCOPE_KEY)
-    if isinstance(slot, MissSlot):
-        slot.session_id = session_id
-
-
-class MisrouteLoggingMiddleware:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        slot = MissSlot()
-        await self.inner({**scope, SCOPE_KEY: slot}, receive, send)
-        if slot.session_id is not None:
-            await log_miss(slot.session_id)
-
-
-async def log_miss(session_id: str) -> MissKind:
+async def locate_miss(session_id: str) -> Miss:
+    known = _known_owners.get(session_id)
+    if known is not None:
+        _known_owners.move_to_end(session_id)
+        return Miss(session_id, MissKind.MISROUTE, known, "owner alive")
     node = this_node()
-    fields = {"miss": MissKind.UNKNOWN.value, "node": node.node_id, "owner": "", "session": session_hash(session_id)}
-    reason = "no record"
     try:
         record = await node.registry.aget(session_id)
         owner_boot = await node.registry.anode_boot_id(record.node_id) if record is not None else None
     except RegistryUnavailable as exc:
-        reason = f"registry unavailable: {exc}"
-    else:
-        kind = classify_miss(record, owner_boot)
-        fields["miss"] = kind.value
-        if record is not None:
-            fields["owner"] = record.node_id
-            reason = "owner alive" if kind is MissKind.MISROUTE else "owner gone"
+        return Miss(session_id, MissKind.UNKNOWN, None, f"registry unavailable: {exc}")
+    kind = classify_miss(record, owner_boot)
+    if record is None:
+        return Miss(session_id, kind, None, "no record")
+    if kind is MissKind.MISROUTE and (record.node_id, record.boot_id) == (node.node_id, node.boot_id):
+        # Our own record for a session we no longer hold: it ended here, and
+        # the delete of its record is still on its way.
+        return Miss(session_id, MissKind.STALE, record, "ended on this node")
+    return Miss(session_id, kind, record, "owner alive" if kind is MissKind.MISROUTE else "owner gone")
+
+
+def remember_owner(record: SessionRecord) -> None:
+    """The relay reached this session's owner: the next miss for it needs no registry read."""
+    _known_owners[record.session_id] = record
+    _known_owners.move_to_end(record.session_id)
+    while len(_known_owners) > MAX_KNOWN_OWNERS:
+        _known_owners.popitem(last=False)
+
+
+def forget_owner(session_id: str) -> None:
+    """The owner we remembered no longer serves this session (it ended, or its node is gone)."""
+    _known_owners.pop(session_id, None)
+
+
+def log_miss(miss: Miss, outcome: str) -> None:
+    node = this_node()
+    owner = miss.record.node_id if miss.record is not None else ""
+    fields = {"miss": miss.kind.value, "node": node.node_id, "owner": owner, "session": session_hash(miss.session_id)}
     logger.warning(
-        "MCP session miss: %s (session %s, this node %s, owner %s; %s)",
-        fields["miss"],
+        "MCP session miss: %s (session %s, this node %s, owner %s; %s): %s",
+        miss.kind.value,
         fields["session"],
-        fields["node"],
-        fields["owner"] or "-",
-        reason,
-        extra={"mcp_miss": fields},
+        node.node_id,
+        owner or "-",
+        miss.reason,
+        outcome,
+        extra={"mcp_miss": {**fields, "outcome": outcome}},
     )
-    return MissKind(fields["miss"])

@@ -2,9 +2,10 @@
 
 `this_node()` is the node's identity (its configured id and a random boot id
 for this life of the process) together with its background services: the
-registry writer, the heartbeat, the reaper and the SIGTERM drain. daphne has no
-ASGI lifespan, so the services start on the first request that needs them
-(`start()` is idempotent).
+registry writer, the heartbeat, the reaper and the inbox other nodes reach
+it on (inbox.py). daphne has no ASGI lifespan, so the services start on the
+first request that needs them (`start()` is idempotent). The SIGTERM drain
+is the session manager's to install (shutdown.py), since it closes sessions.
 """
 
 from __future__ import annotations
@@ -12,14 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any
 
+from sessions_app.cluster.inbox import NodeInbox, inbox_channel
 from sessions_app.cluster.liveness import every, reap_stale_records
 from sessions_app.cluster.registry import SessionRegistry, session_registry
 from sessions_app.cluster.registry_writer import RegistryWriter
@@ -39,6 +37,11 @@ class ClusterNode:
 
     def __post_init__(self) -> None:
         self.writer = RegistryWriter(self.registry)
+        self.inbox = (
+            NodeInbox(self.settings.relay_url, inbox_channel(self.node_id, self.boot_id))
+            if self.settings.relay
+            else None
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._missing_since: dict[tuple[str, str], float] = {}
         self._has_beaten = False
@@ -62,8 +65,8 @@ class ClusterNode:
                 every(self.settings.reaper_interval, "Reaper", self._reap, first_now=False), name="mcp-reaper"
             ),
         ]
-        if self.handle_sigterm:
-            _install_sigterm_drain(loop)
+        if self.inbox is not None:
+            self.inbox.start()
 
     async def _beat(self) -> None:
         still_there = await self.registry.aheartbeat(self.node_id, self.boot_id)
@@ -81,6 +84,8 @@ class ClusterNode:
         """Stop heartbeating and say goodbye, so the others see this node gone at once."""
         for task in self._tasks:
             task.cancel()
+        if self.inbox is not None:
+            await self.inbox.stop()
         await self.registry.aforget_node(self.node_id, self.boot_id)
 
 
@@ -93,29 +98,3 @@ def this_node() -> ClusterNode:
     if _node is None or _node.settings is not settings:
         _node = ClusterNode(settings, session_registry())
     return _node
-
-
-def _install_sigterm_drain(loop: asyncio.AbstractEventLoop) -> None:
-    """On SIGTERM, drain this node (see shutdown.py) instead of stopping at once."""
-    from sessions_app.cluster.shutdown import drain_then_stop
-
-    if threading.current_thread() is not threading.main_thread():
-        # `runserver` serves from a thread under its autoreloader, which owns
-        # the signals; only a server in the main thread (daphne) drains.
-        logger.debug("Not in the main thread: SIGTERM keeps its default handling")
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        # A signal handler runs between bytecodes; hand the work to the loop.
-        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_stop(lambda: _chain(previous, signum))))
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def _chain(previous: Any, signum: int) -> None:
-    """Let the server's own SIGTERM handling (daphne: stop Twisted's reactor) finish the job."""
-    if callable(previous):
-        previous(signum, None)
-    else:
-        raise SystemExit(0)

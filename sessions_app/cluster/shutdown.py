@@ -15,17 +15,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from sessions_app.cluster.node import this_node
-from sessions_app.session.manager import session_manager
+if TYPE_CHECKING:
+    from sessions_app.session.manager import SessionManager
 
 logger = logging.getLogger(__name__)
 
 
-async def drain_then_stop(stop_server: Callable[[], None]) -> None:
-    node = this_node()
+def install_sigterm_drain(manager: SessionManager) -> None:
+    """On SIGTERM, drain this node (`drain_then_stop`) instead of stopping at once."""
+    if threading.current_thread() is not threading.main_thread():
+        # `runserver` serves from a thread under its autoreloader, which owns
+        # the signals; only a server in the main thread (daphne) drains.
+        logger.debug("Not in the main thread: SIGTERM keeps its default handling")
+        return
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # A signal handler runs between bytecodes; hand the work to the loop.
+        loop.call_soon_threadsafe(lambda: loop.create_task(drain_then_stop(manager, lambda: _chain(previous, signum))))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _chain(previous: Any, signum: int) -> None:
+    """Let the server's own SIGTERM handling (daphne: stop Twisted's reactor) finish the job."""
+    if callable(previous):
+        previous(signum, None)
+    else:
+        raise SystemExit(0)
+
+
+async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], None]) -> None:
+    node = manager.node
     if node.draining:
         logger.warning("Second SIGTERM: stopping now")
         stop_server()
@@ -33,7 +62,6 @@ async def drain_then_stop(stop_server: Callable[[], None]) -> None:
     node.draining = True
     settings = node.settings
     started = time.monotonic()
-    manager = session_manager()
     logger.warning("SIGTERM: draining %d sessions within %.1f s", len(manager), settings.shutdown_grace)
     try:
         async with asyncio.timeout(settings.shutdown_grace):

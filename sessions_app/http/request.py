@@ -31,14 +31,20 @@ class McpRequest:
     # The header lines as the server passed them (shared with the scope, not
     # copied: an open stream keeps its request alive for as long as it lasts).
     scope_headers: list[tuple[bytes, bytes]] = field(repr=False)
+    # Forwarded by another node's relay: served here or refused, never relayed again.
+    relayed: bool = False
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
+        return cls.from_lines(scope["method"], scope["headers"])
+
+    @classmethod
+    def from_lines(cls, method: str, lines: list[tuple[bytes, bytes]], *, relayed: bool = False) -> McpRequest:
         headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
+        for raw_name, raw_value in lines:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return cls(method=scope["method"], headers=headers, scope_headers=scope["headers"])
+        return cls(method=method, headers=headers, scope_headers=lines, relayed=relayed)
 
     @property
     def raw_headers(self) -> list[tuple[str, str]]:

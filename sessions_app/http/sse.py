@@ -103,15 +103,20 @@ class SseConnection:
     def has_frames(self) -> bool:
         return bool(self._outbox)
 
-    async def frames(self, keepalive: float) -> AsyncIterator[bytes]:
-        """Queued frames as they come (joined), a keep-alive comment during silences, until the end."""
+    async def frames(self, keepalive: float) -> AsyncIterator[tuple[bytes, bool]]:
+        """(frames, last) as they come: whatever queued up joined into one piece, a
+        keep-alive comment during silences, and last=True on the piece that ends the response."""
         while True:
             if self._outbox:
-                # Whatever queued up goes out as one write.
                 frames = b"".join(self._outbox)
                 self._outbox.clear()
-                yield frames
-            if self._ending:
+                # Nothing is queued after the end, so this piece is the last if the end came.
+                last = self._ending
+                yield frames, last
+                if last:
+                    return
+            elif self._ending:
+                yield b"", True
                 return
-            if not await self.wait_for_output(keepalive):
-                yield KEEPALIVE_FRAME
+            elif not await self.wait_for_output(keepalive):
+                yield KEEPALIVE_FRAME, False

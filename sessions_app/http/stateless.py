@@ -12,9 +12,9 @@ cancels the handler: in this era that is how a client cancels.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
@@ -39,8 +39,6 @@ from mcp.types import (
     ProgressToken,
     RequestId,
 )
-from mcp_types import PROTOCOL_VERSION_META_KEY
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from sessions_app.conf import McpSettings
@@ -49,43 +47,9 @@ from sessions_app.http.exceptions import BadRequest, NotAcceptable
 from sessions_app.http.request import McpRequest
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.tool_param_headers import param_header_rejection
+from sessions_app.http.writer import ResponseWriter, send_json, send_sse
 from sessions_app.session.hosted_server import hosted_server
 from sessions_app.session.session import MAX_PENDING_FRAMES, RequestInfo
-
-
-class ResponseWriter(Protocol):
-    # True once the client went away (known only after someone asked with on_disconnect).
-    disconnected: bool
-
-    def on_disconnect(self, callback: Callable[[], object]) -> None: ...
-
-    async def send_json(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None: ...
-
-    async def send_sse(
-        self, connection: SseConnection, headers: dict[str, str] | None = None, *, hold: float = 0.0
-    ) -> bool:
-        """Stream `connection` (starting when it ends or `hold` seconds passed); False if the client went away."""
-        ...
-
-
-def is_stateless_request(decoded: Mapping[str, Any], request: McpRequest) -> bool:
-    """A message without a session that speaks the 2026-07-28 protocol (or a later, unknown one).
-
-    The `MCP-Protocol-Version` header decides when present: handshake-era
-    clients send it only after `initialize`, naming a handshake version. Without
-    it, the per-request `_meta` envelope does, except on `initialize`, which
-    opens a handshake session even when a client stamps the envelope on it.
-    """
-    if request.session_id is not None:
-        return False
-    version = request.headers.get(wire.PROTOCOL_VERSION_HEADER)
-    if version is not None:
-        return version not in HANDSHAKE_PROTOCOL_VERSIONS
-    if decoded.get("method") == "initialize":
-        return False
-    params = decoded.get("params")
-    meta = params.get("_meta") if isinstance(params, Mapping) else None
-    return isinstance(meta, Mapping) and PROTOCOL_VERSION_META_KEY in meta
 
 
 @dataclass
@@ -132,7 +96,7 @@ async def serve_stateless(
             JSONRPCNotification.model_validate(decoded)
         except ValidationError:
             raise BadRequest("Invalid Request: not a JSON-RPC notification") from None
-        await writer.send_json(202, b"")
+        await send_json(writer, 202, b"")
         return
     try:
         message = JSONRPCRequest.model_validate(decoded)
@@ -197,14 +161,14 @@ async def serve_stateless(
         if handler.done() and context.notifications_sent == 0:
             reply, body = handler.result()
             status = ERROR_CODE_HTTP_STATUS.get(reply.error.code, 200) if isinstance(reply, JSONRPCError) else 200
-            await writer.send_json(status, body)
+            await send_json(writer, status, body)
         else:
             # Notifications came first, or the handler is slow: stream, ending with the answer.
-            await writer.send_sse(outbox, hold=POST_STREAM_HOLD)
+            await send_sse(writer, outbox, settings.sse_keepalive, hold=POST_STREAM_HOLD)
     finally:
         handler.cancel()
 
 
 async def _send_rejection(writer: ResponseWriter, rejection: InboundLadderRejection, request_id: RequestId) -> None:
     error = wire.error_message(rejection.code, rejection.message, request_id, rejection.data)
-    await writer.send_json(ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), wire.dump_message(error))
+    await send_json(writer, ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), wire.dump_message(error))

@@ -23,15 +23,18 @@ import logging
 import time
 
 from channels.layers import get_channel_layer
+from mcp.shared.message import SessionMessage
+from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest
 
 from sessions_app.cluster.node import ClusterNode, this_node
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
 from sessions_app.cluster.routing import new_session_id
+from sessions_app.cluster.shutdown import install_sigterm_drain
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
 from sessions_app.session.hosted_server import hosted_server
-from sessions_app.session.session import CLOSE_MESSAGE, McpSession
+from sessions_app.session.session import CLOSE_MESSAGE, McpSession, RequestInfo
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class SessionManager:
         self._sessions: dict[str, McpSession] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[bool]] = set()
+        self._drain_installed = False
         node.on_store_lost = self.publish_all
 
     def __len__(self) -> int:
@@ -63,7 +67,7 @@ class SessionManager:
         if len(self._sessions) >= self.settings.max_sessions:
             logger.warning("Refusing a new MCP session: %d sessions are open", len(self._sessions))
             raise NodeFull("Service Unavailable: this node holds its maximum of sessions", headers={"Retry-After": "5"})
-        self.node.start()
+        self.start()
         host = await hosted_server()
         layer = get_channel_layer()
         # Every process-local channel must share the default prefix: the core
@@ -77,6 +81,37 @@ class SessionManager:
         session.start()
         self._ensure_reaper()
         return session
+
+    async def initialize(self, message: JSONRPCRequest, info: RequestInfo) -> tuple[JSONRPCMessage, str | None]:
+        """Open a session with `initialize`: the server's answer, and the new session's id.
+
+        The id comes back only with a successful answer: a refused or
+        interrupted initialize closes the session again, so it never hands out
+        an id. The answer is always one JSON message.
+        """
+        session = await self.create()
+        session.accept_initialize(message.params or {})
+        stream = session.open_request_stream(message, json_response=True)
+        assert stream.response is not None
+        async with session.busy():
+            try:
+                await session.deliver(SessionMessage(message, session.request_metadata(info, stream)))
+                reply = await stream.response
+            except BaseException:
+                await self.close(session.id, "initialize did not complete")
+                raise
+        if isinstance(reply, JSONRPCError):
+            await self.close(session.id, "initialize refused")
+            return reply, None
+        self.publish(session)
+        return reply, session.id
+
+    def start(self) -> None:
+        """Start the node's background services, and the SIGTERM drain of this process's sessions (idempotent)."""
+        self.node.start()
+        if self.node.handle_sigterm and not self._drain_installed:
+            self._drain_installed = True
+            install_sigterm_drain(self)
 
     def publish(self, session: McpSession) -> None:
         """Record an established session in the registry (one write, made in the background)."""

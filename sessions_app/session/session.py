@@ -20,8 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -29,6 +30,7 @@ from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from sessions_app.conf import McpSettings
 from sessions_app.http import wire
@@ -47,6 +49,8 @@ STANDALONE_STREAM = 0
 CLOSE_MESSAGE = "mcp.session.close"
 # Frames an SSE connection may have queued before it counts as stuck.
 MAX_PENDING_FRAMES = 256
+# Characters kept of the client's name and version (they go into the registry record).
+MAX_CLIENT_FIELD = 200
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,9 @@ class McpSession:
         finally:
             if listener is not None:
                 listener.cancel()
+                # Awaited, so that a closed session leaves no task behind, even for a moment.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             if not self.closed:
                 # The server loop ended on its own (crash, or the SDK closed it):
                 # the session is over, and the manager must forget it.
@@ -174,6 +181,25 @@ class McpSession:
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """While one of this session's requests is served: the idle reaper leaves the session alone."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.touch()
+
+    def accept_initialize(self, params: Mapping[str, Any]) -> None:
+        """Note what `initialize` negotiated: the protocol version, and who the client says it is."""
+        requested = params.get("protocolVersion")
+        self.protocol_version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+        client = params.get("clientInfo")
+        if isinstance(client, Mapping):
+            self.client_name = str(client.get("name", ""))[:MAX_CLIENT_FIELD]
+            self.client_version = str(client.get("version", ""))[:MAX_CLIENT_FIELD]
 
     # --- inbound ---------------------------------------------------------
 

@@ -1,0 +1,188 @@
+"""The handshake era (2025-11-25 and older): sessions opened by `initialize`, named by `Mcp-Session-Id`.
+
+POST carries one message to a session (or opens one with `initialize`), GET
+opens or resumes one of its streams, DELETE ends it. Sessions live in this
+process (session/); the only way to one is `_local_session`, which raises
+`SessionMiss` for a session this process does not hold. A miss is then
+looked up in the registry once: a session alive on another node is relayed
+to it (http/relay.py), anything else gets the one 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from mcp.types import JSONRPCRequest, jsonrpc_message_adapter
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from pydantic import ValidationError
+
+from sessions_app.cluster.misroute import locate_miss, log_miss
+from sessions_app.cluster.routing import MissKind
+from sessions_app.conf import McpSettings
+from sessions_app.http import relay, wire
+from sessions_app.http.exceptions import BadRequest, SessionNotFound, StreamConflict, TooManyRequests
+from sessions_app.http.request import McpRequest, require_session_id_syntax, require_sse_accept
+from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
+from sessions_app.http.writer import ResponseWriter, send_json, send_sse
+from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_event_id
+from sessions_app.session.manager import session_manager
+from sessions_app.session.session import McpSession, RequestInfo, Stream
+
+# One answer for every session no live node holds: ended, reaped, never
+# existed, or died with its node. Clients recover the same way from all of them.
+SESSION_NOT_FOUND = "Session not found: it ended, or no node can serve it; send initialize to start a new one"
+
+
+class SessionMiss(Exception):
+    """The request names a session this process does not hold."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+async def serve_handshake(
+    writer: ResponseWriter, request: McpRequest, message: dict[str, Any] | None, body: bytes, settings: McpSettings
+) -> None:
+    """`message`: the decoded POST body (None for GET and DELETE); `body`: the bytes, for a relay."""
+    try:
+        if request.method == "POST":
+            assert message is not None
+            await _post(writer, request, message, settings)
+        elif request.method == "GET":
+            await _get(writer, request, settings)
+        else:
+            await _delete(writer, request)
+    except SessionMiss as miss:
+        await _serve_miss(writer, request, body, miss.session_id, settings)
+
+
+# --- POST, GET, DELETE ------------------------------------------------------------
+
+
+async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, Any], settings: McpSettings) -> None:
+    try:
+        message = jsonrpc_message_adapter.validate_python(decoded, by_name=False)
+    except ValidationError:
+        raise BadRequest("Invalid Request: not a JSON-RPC request, notification or response") from None
+    info = RequestInfo(request.headers)
+    if isinstance(message, JSONRPCRequest) and message.method == "initialize":
+        reply, session_id = await session_manager().initialize(message, info)
+        headers = {wire.SESSION_ID_HEADER: session_id} if session_id is not None else None
+        await send_json(writer, 200, wire.dump_message(reply), headers)
+        return
+    session = _local_session(request)
+    if not isinstance(message, JSONRPCRequest):
+        # Notifications and the client's answers to our requests: accepted, no body.
+        await session.deliver(SessionMessage(message, ServerMessageMetadata(request_context=info)))
+        await send_json(writer, 202, b"")
+        return
+    # Counted in the session, not in open connections: a client that drops
+    # its streams must not pile up handlers without bound.
+    if session.pending_requests >= settings.max_requests_per_session:
+        raise TooManyRequests("Too Many Requests: this session has too many requests in flight")
+    try:
+        stream = session.open_request_stream(message, json_response=settings.json_response)
+    except KeyError:
+        raise StreamConflict("Conflict: a request with this id is already in flight") from None
+    async with session.busy():
+        await session.deliver(SessionMessage(message, session.request_metadata(info, stream)))
+        if stream.response is not None:
+            await send_json(writer, 200, wire.dump_message(await stream.response))
+        elif stream.connection is not None:
+            await _stream(writer, session, stream, stream.connection, settings, hold=POST_STREAM_HOLD)
+
+
+async def _get(writer: ResponseWriter, request: McpRequest, settings: McpSettings) -> None:
+    require_sse_accept(request)
+    session = _local_session(request)
+    last_event_id = request.headers.get(wire.LAST_EVENT_ID_HEADER)
+    if last_event_id is None:
+        connection = session.open_standalone_stream()
+        if connection is None:
+            raise StreamConflict("Conflict: this session's standalone stream is already open")
+        stream_number = 0
+    else:
+        try:
+            stream_number, seq = parse_event_id(last_event_id)
+            connection = session.resume_stream(stream_number, seq)
+        except (UnknownCursor, KeyError):
+            raise BadRequest("Bad Request: Last-Event-ID names no stream of this session") from None
+        except EventsLost:
+            raise StreamConflict("Conflict: the events after Last-Event-ID are no longer kept") from None
+    await _stream(writer, session, session.streams[stream_number], connection, settings)
+
+
+async def _delete(writer: ResponseWriter, request: McpRequest) -> None:
+    session = _local_session(request)
+    await session_manager().close(session.id, "client DELETE")
+    await send_json(writer, 204, b"")
+
+
+async def _stream(
+    writer: ResponseWriter,
+    session: McpSession,
+    stream: Stream,
+    connection: SseConnection,
+    settings: McpSettings,
+    *,
+    hold: float = 0.0,
+) -> None:
+    session.touch()
+    try:
+        await send_sse(writer, connection, settings.sse_keepalive, hold=hold)
+    finally:
+        # A dropped stream is not a cancellation in this era: the session
+        # keeps logging its events for a resume.
+        stream.detach(connection)
+        session.touch()
+
+
+# --- the session a request names -----------------------------------------------------
+
+
+def _local_session(request: McpRequest) -> McpSession:
+    """The session this request names, from this process's table only (no registry read)."""
+    session_id = session_id_of(request)
+    session = session_manager().get(session_id)
+    if session is None:
+        raise SessionMiss(session_id)
+    return session
+
+
+def session_id_of(request: McpRequest) -> str:
+    session_id = request.session_id
+    if session_id is None:
+        raise BadRequest("Bad Request: Mcp-Session-Id header is required")
+    require_session_id_syntax(session_id)
+    version = request.headers.get(wire.PROTOCOL_VERSION_HEADER)
+    if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        raise BadRequest(f"Bad Request: unsupported MCP-Protocol-Version {version[:40]!r} for a session")
+    return session_id
+
+
+async def _serve_miss(
+    writer: ResponseWriter, request: McpRequest, body: bytes, session_id: str, settings: McpSettings
+) -> None:
+    """A session this process does not hold: relay the request to its live owner, else 404.
+
+    A relayed request that misses at its owner is a 404 at once: it was
+    looked up and logged where it came in, and is never relayed again.
+    """
+    if request.relayed:
+        raise SessionNotFound(SESSION_NOT_FOUND)
+    miss = await locate_miss(session_id)
+    if miss.kind is MissKind.MISROUTE and settings.relay and miss.record is not None:
+        outcome = await relay.forward(writer, request, body, miss.record)
+        log_miss(miss, outcome.value)
+        if outcome is not relay.Outcome.OWNER_GONE:
+            return
+    else:
+        log_miss(miss, "404")
+    # Closing cleans the registry whatever happens locally: a DELETE for a
+    # session whose owner is gone still removes its record.
+    if request.method == "DELETE" and await session_manager().close(session_id, "client DELETE"):
+        await send_json(writer, 204, b"")
+        return
+    raise SessionNotFound(SESSION_NOT_FOUND)
