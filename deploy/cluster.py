@@ -304,10 +304,11 @@ class Cluster:
         )
 
     def _traefik_routes_to_every_node(self) -> bool:
-        return set(self.servers_up("mcp")) == set(self.servers_up("app")) == set(self.nodes)
+        pools = set(self.servers_up("mcp")) == set(self.servers_up("app")) == set(self.nodes)
+        return pools and all(self.servers_up(name) == [name] for name in self.nodes)
 
     def servers_up(self, service: str) -> list[str]:
-        """The nodes Traefik currently counts healthy in one of its services (`mcp` or `app`)."""
+        """The nodes Traefik currently counts healthy in one of its services (`mcp`, `app`, or a node's own)."""
         answer = httpx.get(f"{self.api_url}/api/http/services/{service}@file", timeout=2)
         answer.raise_for_status()
         status = answer.json().get("serverStatus", {})
@@ -323,8 +324,12 @@ class Cluster:
         """SIGTERM and wait for the exit: the node drains (see sessions_app/cluster/shutdown.py)."""
         return self.nodes[name].stop(signal.SIGTERM, timeout)
 
-    def start_node(self, name: str) -> None:
-        self.nodes[name].start()
+    def start_node(self, name: str, **env: str) -> None:
+        """Start a stopped node; `env` is added to its environment for this start and later ones."""
+        node = self.nodes[name]
+        if env:
+            node.env = {**node.env, **env}
+        node.start()
 
     # --- stopping ---------------------------------------------------------------
 

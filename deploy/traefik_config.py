@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from sessions_app.cluster.routing import default_route, session_id_pattern
+
 DEPLOY_DIR = Path(__file__).resolve().parent
 REPO = DEPLOY_DIR.parent
 TRAEFIK_DIR = DEPLOY_DIR / "traefik"
@@ -36,6 +38,7 @@ HEALTH_PATH = "/healthz"
 # Router priorities: explicit, so that adding a router never reorders these
 # by accident (Traefik's default priority is the length of the rule).
 PRIORITY_MCP_STATELESS = 300
+PRIORITY_MCP_SESSION = 250
 PRIORITY_MCP = 200
 PRIORITY_DEFAULT = 1
 
@@ -49,6 +52,9 @@ STATELESS_MCP_RULE = (
     " && !HeaderRegexp(`Mcp-Session-Id`, `.+`)"
 )
 MCP_RULE = "PathPrefix(`/mcp`)"
+# A session id names its node (`<route>.<random>`, sessions_app/cluster/routing.py):
+# one router per node sends a request carrying one of its ids straight there.
+SESSION_RULE = "PathPrefix(`/mcp`) && HeaderRegexp(`Mcp-Session-Id`, `{pattern}`)"
 DEFAULT_RULE = "PathPrefix(`/`)"
 
 # Replayed on another node when the pinned one does not answer at all: the
@@ -86,12 +92,25 @@ class LifeCycle:
 
 
 @dataclass(frozen=True)
+class Node:
+    """One application node: its MCP_NODE_ID and where Traefik reaches it."""
+
+    name: str
+    url: str
+
+    @property
+    def route(self) -> str:
+        """The route in this node's session ids. No setup sets MCP_NODE_ROUTE: it is derived from the name."""
+        return default_route(self.name)
+
+
+@dataclass(frozen=True)
 class Setup:
     """Everything that may differ between the local cluster and production."""
 
     name: str
     https_address: str
-    servers: tuple[str, ...]
+    nodes: tuple[Node, ...]
     cert_file: str
     key_file: str
     dynamic_file: str
@@ -105,13 +124,22 @@ class Setup:
     access_log_file: str | None = None
     watch: bool = False
 
+    @property
+    def servers(self) -> tuple[str, ...]:
+        return tuple(node.url for node in self.nodes)
+
 
 # --- the routing rules: the same for every setup ------------------------------
 
 
-def routers() -> dict[str, Any]:
-    """Three routers on the TLS entrypoint, tried in priority order."""
-    return {
+def session_router_name(node: Node) -> str:
+    """The router, and the failover service behind it, for requests carrying one of `node`'s session ids."""
+    return f"mcp-{node.name}"
+
+
+def routers(nodes: tuple[Node, ...]) -> dict[str, Any]:
+    """A router per node and three shared ones, on the TLS entrypoint, tried in priority order."""
+    stateless = {
         # 2026-07-28 clients: no sessions, so any node; round robin, no cookie.
         "mcp-stateless": {
             "rule": STATELESS_MCP_RULE,
@@ -120,8 +148,22 @@ def routers() -> dict[str, Any]:
             "service": "app",
             "tls": {},
         },
-        # Handshake-era MCP (initialize, then Mcp-Session-Id): pinned by cookie.
-        # No compression middleware: it would hold back SSE events.
+    }
+    # Handshake-era requests after initialize: the session id names the node,
+    # cookie or not. No compression middleware: it would hold back SSE events.
+    by_session = {
+        session_router_name(node): {
+            "rule": SESSION_RULE.format(pattern=session_id_pattern(node.route)),
+            "priority": PRIORITY_MCP_SESSION,
+            "entryPoints": [ENTRYPOINT],
+            "service": session_router_name(node),
+            "middlewares": ["mcp-retry"],
+            "tls": {},
+        }
+        for node in nodes
+    }
+    shared = {
+        # initialize, and ids that name no node of this cluster: pinned by cookie.
         "mcp": {
             "rule": MCP_RULE,
             "priority": PRIORITY_MCP,
@@ -140,22 +182,30 @@ def routers() -> dict[str, Any]:
             "tls": {},
         },
     }
+    return {**stateless, **by_session, **shared}
 
 
 def middlewares() -> dict[str, Any]:
     return {
         "compress": {"compress": {}},
         # A request Traefik could not deliver to the pinned node (it died, or
-        # is gone) is sent once more; the sticky service then picks a live node, which
-        # answers 404 for the session, and the client initializes there. So a
-        # dead node costs each client one failed request, the 404, not a 502
-        # and a 404. Replaying a POST is safe on this router alone: the new
-        # node does not hold the session, so nothing runs twice (an
-        # `initialize` simply opens its session there). Never on the
-        # stateless router, where a replayed tools/call would run again. A
-        # call in flight when the node dies still gets Traefik's 502: with
-        # `status: ["502"]` Traefik holds every answer to read its status,
-        # about 3 ms per request (measured with bench scenario 3).
+        # is gone) is sent once more. On a node's header router the dial
+        # failure has just taken the node out of its one-server service
+        # (passive check), so the failover sends the replay to the pool; on
+        # the sticky router the sticky service picks a live node. Either way
+        # a live node answers 404 for the session and the client initializes
+        # there: a dead node costs each client one failed request, the 404,
+        # not a 502 and a 404 (measured with the real binary: without the
+        # retry the first request after a kill got 502). Replaying a POST is
+        # safe on these routers alone: Traefik replays only what the node
+        # never received, and the node that gets it does not hold the
+        # session, so nothing runs twice (an `initialize` simply opens its
+        # session there). Never on the stateless router, where a replayed
+        # tools/call would run again. A call in flight when the node dies,
+        # or written on a pooled connection to a node that has just died,
+        # still gets Traefik's 502: with `status: ["502"]` Traefik holds
+        # every answer to read its status, about 3 ms per request (measured
+        # with bench scenario 3).
         "mcp-retry": {
             "retry": {
                 "attempts": 2,
@@ -186,7 +236,8 @@ def load_balancer(servers: tuple[str, ...], health: HealthTiming) -> dict[str, A
     }
 
 
-def services(servers: tuple[str, ...], health: HealthTiming) -> dict[str, Any]:
+def services(nodes: tuple[Node, ...], health: HealthTiming) -> dict[str, Any]:
+    servers = tuple(node.url for node in nodes)
     sticky = load_balancer(servers, health)
     sticky["sticky"] = {
         "cookie": {
@@ -198,7 +249,21 @@ def services(servers: tuple[str, ...], health: HealthTiming) -> dict[str, Any]:
             "path": "/mcp",
         }
     }
-    return {"mcp": {"loadBalancer": sticky}, "app": {"loadBalancer": load_balancer(servers, health)}}
+    shared = {"mcp": {"loadBalancer": sticky}, "app": {"loadBalancer": load_balancer(servers, health)}}
+    per_node: dict[str, Any] = {}
+    for node in nodes:
+        # The node alone, checked like the pool (actively, and passively: one
+        # refused connection takes it out at once, so mcp-retry's replay
+        # fails over). While it is down its sessions' requests go to the
+        # round-robin pool, where a live node answers 404 and the client
+        # initializes again. No `healthCheck` on the failover itself: that
+        # only reports its status to a parent service, and it has none. No
+        # `errors` (3.7's failover on answer status): it buffers every
+        # request body, and with the passive check it still let one 502
+        # through in each of two runs with the real binary.
+        per_node[node.name] = {"loadBalancer": load_balancer((node.url,), health)}
+        per_node[session_router_name(node)] = {"failover": {"service": node.name, "fallback": "app"}}
+    return {**shared, **per_node}
 
 
 def dynamic_config(setup: Setup) -> dict[str, Any]:
@@ -206,9 +271,9 @@ def dynamic_config(setup: Setup) -> dict[str, Any]:
     certificate = {"certFile": setup.cert_file, "keyFile": setup.key_file}
     return {
         "http": {
-            "routers": routers(),
+            "routers": routers(setup.nodes),
             "middlewares": middlewares(),
-            "services": services(setup.servers, setup.health),
+            "services": services(setup.nodes, setup.health),
         },
         "tls": {"stores": {"default": {"defaultCertificate": certificate}}},
     }
@@ -305,7 +370,9 @@ def local_setup(
     return Setup(
         name="local",
         https_address=f"{LOCAL_HOST}:{https_port}",
-        servers=tuple(f"http://{LOCAL_HOST}:{port}" for port in node_ports),
+        nodes=tuple(
+            Node(f"node{number}", f"http://{LOCAL_HOST}:{port}") for number, port in enumerate(node_ports, start=1)
+        ),
         cert_file=f"{state_dir}/tls/cert.pem",
         key_file=f"{state_dir}/tls/key.pem",
         dynamic_file=f"{state_dir}/traefik/dynamic.yml",
@@ -321,7 +388,7 @@ PRODUCTION_NODES = ("node1", "node2", "node3")
 PRODUCTION = Setup(
     name="production",
     https_address=":443",
-    servers=tuple(f"http://{name}:8000" for name in PRODUCTION_NODES),
+    nodes=tuple(Node(name, f"http://{name}:8000") for name in PRODUCTION_NODES),
     cert_file="/etc/traefik/certs/cert.pem",
     key_file="/etc/traefik/certs/key.pem",
     dynamic_file="/etc/traefik/dynamic.yml",

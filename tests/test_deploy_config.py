@@ -30,6 +30,7 @@ import trustme
 import yaml
 
 from deploy import traefik_config
+from sessions_app.cluster.routing import default_route, new_session_id
 from tests.conftest import StartNode
 from tests.nodes import LOOPBACK, free_port
 
@@ -49,11 +50,15 @@ def test_local_and_production_route_alike() -> None:
 
     assert local["http"]["routers"] == production["http"]["routers"]
     assert local["http"]["middlewares"] == production["http"]["middlewares"]
-    for name in ("mcp", "app"):
+    assert local["http"]["services"].keys() == production["http"]["services"].keys()
+    for name, service in local["http"]["services"].items():
+        if "failover" in service:
+            assert service == production["http"]["services"][name]
+            continue
         local_balancer = dict(local["http"]["services"][name]["loadBalancer"])
         production_balancer = dict(production["http"]["services"][name]["loadBalancer"])
         # Only where the nodes are differs.
-        assert len(local_balancer.pop("servers")) == len(production_balancer.pop("servers")) == 3
+        assert len(local_balancer.pop("servers")) == len(production_balancer.pop("servers"))
         assert local_balancer == production_balancer
 
     local_entry = traefik_config.static_config(traefik_config.local_setup())["entryPoints"]["websecure"]
@@ -63,19 +68,67 @@ def test_local_and_production_route_alike() -> None:
 
 
 def test_the_mcp_router_wins_over_the_default_one() -> None:
-    routers = traefik_config.routers()
+    routers = traefik_config.routers(traefik_config.PRODUCTION.nodes)
     assert routers["mcp"]["rule"] == "PathPrefix(`/mcp`)"
-    assert routers["mcp-stateless"]["priority"] > routers["mcp"]["priority"] > routers["default"]["priority"]
-    # No compression on MCP; a replay of unanswered requests on the sticky router only.
-    assert routers["mcp"]["middlewares"] == ["mcp-retry"]
+    by_session = [routers[f"mcp-{name}"] for name in NODES]
+    priorities = {router["priority"] for router in by_session}
+    assert len(priorities) == 1
+    (session_priority,) = priorities
+    assert routers["mcp-stateless"]["priority"] > session_priority > routers["mcp"]["priority"]
+    assert routers["mcp"]["priority"] > routers["default"]["priority"]
+    # No compression on MCP; a replay of unanswered requests on the routers that pin a session only.
+    for router in [routers["mcp"], *by_session]:
+        assert router["middlewares"] == ["mcp-retry"]
+        assert (router["entryPoints"], router["tls"]) == ([traefik_config.ENTRYPOINT], {})
     assert "middlewares" not in routers["mcp-stateless"]
     retry = traefik_config.middlewares()["mcp-retry"]["retry"]
     assert retry["attempts"] == 2
     assert retry["retryNonIdempotentMethod"] is True
-    cookie = traefik_config.services(("http://a",), traefik_config.HealthTiming())["mcp"]["loadBalancer"]["sticky"]
+    nodes = (traefik_config.Node("a", "http://a"),)
+    cookie = traefik_config.services(nodes, traefik_config.HealthTiming())["mcp"]["loadBalancer"]["sticky"]
     assert cookie == {
         "cookie": {"name": "_mcp_backend", "httpOnly": True, "secure": True, "sameSite": "strict", "path": "/mcp"}
     }
+
+
+HEADER_RULE = re.compile(r"PathPrefix\(`/mcp`\) && HeaderRegexp\(`Mcp-Session-Id`, `(?P<pattern>[^`]+)`\)")
+
+
+def session_routers(routers: dict[str, Any]) -> dict[str, re.Pattern[str]]:
+    """Router name -> the session-id regex of every router that matches on Mcp-Session-Id."""
+    found = {}
+    for name, router in routers.items():
+        match = HEADER_RULE.fullmatch(router["rule"])
+        if match is not None:
+            found[name] = re.compile(match.group("pattern"))
+    return found
+
+
+@pytest.mark.parametrize("setup", [traefik_config.local_setup(), traefik_config.PRODUCTION], ids=lambda s: s.name)
+def test_each_node_has_one_header_router_that_matches_its_ids_only(setup: traefik_config.Setup) -> None:
+    config = traefik_config.dynamic_config(setup)["http"]
+    patterns = session_routers(config["routers"])
+    ids = {node.name: [new_session_id(default_route(node.name)) for _ in range(5)] for node in setup.nodes}
+    assert len(patterns) == len(setup.nodes) == 3
+    for node in setup.nodes:
+        # The ids this node makes (sessions_app/session/manager.py) match its router and no other.
+        matching = {name for name, pattern in patterns.items() if any(pattern.search(id_) for id_ in ids[node.name])}
+        assert len(matching) == 1
+        (router_name,) = matching
+        assert all(patterns[router_name].search(id_) for id_ in ids[node.name])
+        # Its service tries that node alone, then the whole round-robin pool.
+        failover = config["services"][config["routers"][router_name]["service"]]["failover"]
+        assert failover["fallback"] == "app"
+        alone = config["services"][failover["service"]]["loadBalancer"]
+        assert alone["servers"] == [{"url": node.url}]
+        # Checked like the pool: a node the pool counts down is down here too, and the other way round.
+        pool = config["services"]["app"]["loadBalancer"]
+        assert (alone["healthCheck"], alone["passiveHealthCheck"]) == (pool["healthCheck"], pool["passiveHealthCheck"])
+        assert "sticky" not in alone
+    assert {server["url"] for server in config["services"]["app"]["loadBalancer"]["servers"]} == set(setup.servers)
+    # Ids without a route, or with a route no node has, fall through to the sticky router.
+    for stray in ("0" * 48, new_session_id("0000beef"), f"x{ids['node1'][0]}"):
+        assert not any(pattern.search(stray) for pattern in patterns.values())
 
 
 @dataclasses.dataclass
@@ -110,7 +163,7 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         https_address=f"{LOOPBACK}:{ports['https']}",
         ping_address=f"{LOOPBACK}:{ports['ping']}",
         # Loopback addresses nobody listens on: no name lookups leave the machine.
-        servers=tuple(f"http://{LOOPBACK}:{free_port()}" for _ in NODES),
+        nodes=tuple(traefik_config.Node(name, f"http://{LOOPBACK}:{free_port()}") for name in NODES),
         dynamic_file=str(directory / "dynamic.yml"),
     )
     traefik_config.write(setup, directory)
@@ -133,6 +186,10 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         process.wait()
 
 
+def session_headers_for(node: traefik_config.Node) -> dict[str, str]:
+    return {"Mcp-Session-Id": new_session_id(default_route(node.name)), "Content-Type": "application/json"}
+
+
 def pinged(port: int) -> bool:
     try:
         return httpx.get(f"http://{LOOPBACK}:{port}/ping", timeout=1).status_code == 200
@@ -150,6 +207,10 @@ def test_production_configuration_starts_the_real_traefik(production_like_traefi
     trusted = ssl.create_default_context(cafile=str(production_like_traefik.ca_path))
     routed = httpx.get(f"https://{LOOPBACK}:{ports['https']}/healthz", verify=trusted, timeout=5)
     assert routed.status_code in (502, 503)
+    # So is a request carrying a node's session id: its node, then the pool, are all down.
+    session = session_headers_for(traefik_config.PRODUCTION.nodes[0])
+    by_session = httpx.post(f"https://{LOOPBACK}:{ports['https']}/mcp", headers=session, verify=trusted, timeout=5)
+    assert by_session.status_code in (502, 503)
     log = production_like_traefik.log()
     assert "field not found" not in log
     assert "Error while building configuration" not in log
@@ -186,11 +247,13 @@ def test_compose_mounts_the_generated_production_configuration() -> None:
 
 def test_compose_nodes_are_the_servers_traefik_balances() -> None:
     services = load_compose()["services"]
-    servers = {url.removeprefix("http://") for url in traefik_config.PRODUCTION.servers}
-    assert servers == {f"{name}:8000" for name in NODES}
+    servers = {node.name: node.url for node in traefik_config.PRODUCTION.nodes}
+    assert servers == {name: f"http://{name}:8000" for name in NODES}
     for name in NODES:
         environment = services[name]["environment"]
+        # Traefik's header router for a node expects the route its MCP_NODE_ID gives.
         assert environment["MCP_NODE_ID"] == name
+        assert "MCP_NODE_ROUTE" not in environment
         # Health checks carry Host: <service name>:8000.
         assert environment["DJANGO_ALLOWED_HOSTS"].split(",")[-1] == name
         assert services[name]["expose"] == ["8000"]

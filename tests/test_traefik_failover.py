@@ -59,12 +59,16 @@ async def test_killing_the_pinned_node_costs_at_most_one_failed_request(cluster:
 
     assert answers == [f"after {number}" for number in range(10)]
     posts = [status for method, status in client.statuses[seen_before_kill:] if method == "POST"]
-    # The first call after the kill fails once, with a 404: if Traefik had
-    # not seen the death yet, it replayed the call (mcp-retry) on a healthy
-    # node, where the cookie is now re-pinned. The client initializes there
-    # and carries on.
-    assert posts[0] == 404
-    assert set(posts[1:]) == {200, 202}  # initialize, initialized, then the calls
+    # The first call after the kill fails once. Its session id names the
+    # dead node, whose router fails over to the pool: a healthy node answers
+    # 404 (mcp-retry replays a request the dead node never got). It is a
+    # 502 instead when Traefik wrote the call on a pooled connection to the
+    # node that had just died (about one run in six here, with the SDK's GET
+    # stream cut at the same moment): that is not replayed. Then the 404.
+    # The client initializes on a live node and carries on.
+    failed = posts[: posts.index(404) + 1]
+    assert failed in ([404], [502, 404])
+    assert set(posts[len(failed) :]) == {200, 202}  # initialize, initialized, then the calls
     assert client.initializations == 2
     newcomer = client.session_ids[-1]
     after = [request for request in routed(cluster, "kill") if request.method == "POST"]
