@@ -32,8 +32,8 @@ def snapshot() -> list[tuple[object, ...]]:
     return list(Decision.objects.values_list())
 
 
-def test_the_demo_log_has_five_to_seven_records_numbered_from_one() -> None:
-    assert 5 <= len(FILES) <= 7
+def test_the_demo_log_has_at_least_five_records_numbered_from_one() -> None:
+    assert len(FILES) >= 5
     assert [parse(path.read_text(encoding="utf-8")).number for path in FILES] == list(range(1, len(FILES) + 1))
 
 
