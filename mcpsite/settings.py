@@ -256,6 +256,18 @@ MCP_SHUTDOWN_GRACE = env_float("MCP_SHUTDOWN_GRACE", 10.0)
 # Forward a request for a session held by another live node to that node
 # (over Redis pub/sub) instead of answering 404. Needs REDIS_URL.
 MCP_RELAY = env_bool("MCP_RELAY", True)
+# A request for a session whose owner node is gone is served by the node it
+# reaches, which adopts the session from its registry record (when the hosted
+# server allows it, see MCP_SERVER_ADOPTABLE).
+MCP_ADOPTION = env_bool("MCP_ADOPTION", True)
+# Whether MCP_SERVER's sessions may be adopted: unset asks the server's module
+# (`ADOPTABLE = True`); 1 or 0 overrides it.
+MCP_SERVER_ADOPTABLE = (
+    env_bool("MCP_SERVER_ADOPTABLE", False) if os.environ.get("MCP_SERVER_ADOPTABLE", "") != "" else None
+)
+# On SIGTERM, leave sessions to be adopted by the other nodes (records kept)
+# instead of closing them (records deleted, clients get 404).
+MCP_SHUTDOWN_HANDOFF = env_bool("MCP_SHUTDOWN_HANDOFF", True)
 
 LOGGING = {
     "version": 1,

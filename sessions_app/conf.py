@@ -40,6 +40,12 @@ class McpSettings:
     shutdown_grace: float
     # Where the relay between nodes publishes (Redis); empty: no relay (one node, or MCP_RELAY off).
     relay_url: str = ""
+    # Adoption of sessions whose owner is gone (session/adoption.py), and
+    # leaving sessions to it on SIGTERM instead of closing them.
+    adoption: bool = False
+    # None: the hosted server's module decides (ADOPTABLE).
+    server_adoptable: bool | None = None
+    shutdown_handoff: bool = False
 
     @property
     def relay(self) -> bool:
@@ -69,6 +75,9 @@ def mcp_settings() -> McpSettings:
         shutdown_drain_delay=settings.MCP_SHUTDOWN_DRAIN_DELAY,
         shutdown_grace=settings.MCP_SHUTDOWN_GRACE,
         relay_url=settings.REDIS_URL if settings.MCP_RELAY else "",
+        adoption=settings.MCP_ADOPTION,
+        server_adoptable=settings.MCP_SERVER_ADOPTABLE,
+        shutdown_handoff=settings.MCP_SHUTDOWN_HANDOFF,
     )
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:

@@ -11,6 +11,10 @@ from typing import Any
 from mcp.server import Server, ServerRequestContext
 from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
 
+# It keeps nothing per session: another node may adopt its sessions (session/adoption.py).
+ADOPTABLE = True
+
+
 ECHO_SCHEMA = {
     "type": "object",
     "properties": {"text": {"type": "string", "description": "Text to send back"}},

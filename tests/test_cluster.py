@@ -92,8 +92,10 @@ def test_session_record_names_its_owner(make_node: MakeNode, redis_server: Redis
 
 
 def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServer, client: httpx.Client) -> None:
-    # With the relay off, as the sticky-cookie ADR had it (tests/test_relay.py covers it on).
-    owner, other = make_node("owner", MCP_RELAY="0"), make_node("other", MCP_RELAY="0")
+    # With relay and adoption off, as the sticky-cookie ADR had it (tests/test_relay.py and
+    # tests/test_adoption.py cover them on).
+    adr_2 = {"MCP_RELAY": "0", "MCP_ADOPTION": "0"}
+    owner, other = make_node("owner", **adr_2), make_node("other", **adr_2)
     session = open_session(client, owner.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")

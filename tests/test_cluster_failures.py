@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -82,9 +83,19 @@ def test_misroute_check_without_redis_says_unknown(
         node.stop(signal.SIGKILL)
 
 
-def test_sigterm_drains_the_node(private_redis: RedisServer, tmp_path: Path, client: httpx.Client) -> None:
+@pytest.mark.parametrize("handoff", ["0", "1"], ids=["close", "hand-off"])
+def test_sigterm_drains_the_node(
+    private_redis: RedisServer, tmp_path: Path, client: httpx.Client, handoff: str
+) -> None:
     grace = 8.0
-    node = start_node(private_redis, tmp_path, "leaving", MCP_SHUTDOWN_DRAIN_DELAY="1", MCP_SHUTDOWN_GRACE=str(grace))
+    node = start_node(
+        private_redis,
+        tmp_path,
+        "leaving",
+        MCP_SHUTDOWN_DRAIN_DELAY="1",
+        MCP_SHUTDOWN_GRACE=str(grace),
+        MCP_SHUTDOWN_HANDOFF=handoff,
+    )
     store = private_redis.client()
     session = open_session(client, node.mcp_url)
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
@@ -126,5 +137,12 @@ def test_sigterm_drains_the_node(private_redis: RedisServer, tmp_path: Path, cli
     assert exit_code == 0
     assert stream_text
     assert stream_text[0].rstrip().endswith("retry: 1000")
-    assert not store.exists(session_key(session))
     assert not store.exists("mcp:node:leaving")
+    if handoff == "1":
+        # Left for another node to adopt: the record stays, naming the node that is gone.
+        record = store.get(session_key(session))
+        assert record is not None
+        assert json.loads(record)["node_id"] == "leaving"
+        assert "Handed off 1 MCP sessions for adoption" in node.log()
+    else:
+        assert not store.exists(session_key(session))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +60,50 @@ def record(session_id: str = "s1", node_id: str = "n1", boot_id: str = "b1") -> 
 def test_added_record_reads_back_whole(registry: SessionRegistry) -> None:
     registry.add(record())
     assert registry.get("s1") == record()
+
+
+def test_continuation_state_reads_back_whole(registry: SessionRegistry) -> None:
+    full = dataclasses.replace(
+        record(),
+        client_info={"name": "tester", "version": "1.0"},
+        client_capabilities={"roots": {"listChanged": True}, "sampling": {}},
+        log_level="debug",
+        subscriptions=("adr://decisions/1", "adr://decisions/2"),
+        adoptable=False,
+        adopted_from="n0",
+    )
+    registry.add(full)
+    assert registry.get("s1") == full
+
+
+def test_a_claim_takes_the_record_only_from_the_owner_it_names(registry: SessionRegistry) -> None:
+    registry.add(record(node_id="dead", boot_id="b0"))
+    adopted = record(node_id="n2", boot_id="b2").owned_by("n2", "b2")
+
+    assert not registry.claim(adopted, "someone-else", "b0")
+    assert not registry.claim(adopted, "dead", "another-boot")
+    assert registry.get("s1") == record(node_id="dead", boot_id="b0")
+    assert registry.claim(adopted, "dead", "b0")
+    assert registry.get("s1") == adopted
+    # The record names its new owner now: a second claim from the dead one fails.
+    assert not registry.claim(record(node_id="n3", boot_id="b3"), "dead", "b0")
+
+
+def test_a_claim_of_a_missing_record_fails(registry: SessionRegistry) -> None:
+    assert not registry.claim(record(), "n1", "b1")
+    assert registry.get("s1") is None
+
+
+def test_of_many_concurrent_claims_exactly_one_wins(registry: SessionRegistry) -> None:
+    registry.add(record(node_id="dead", boot_id="b0"))
+    claimants = [record(node_id=f"n{number}", boot_id=f"b{number}") for number in range(8)]
+
+    with concurrent.futures.ThreadPoolExecutor(len(claimants)) as pool:
+        results = list(pool.map(lambda claimant: registry.claim(claimant, "dead", "b0"), claimants))
+
+    assert results.count(True) == 1
+    winner = claimants[results.index(True)]
+    assert registry.get("s1") == winner
 
 
 def test_missing_record_is_none(registry: SessionRegistry) -> None:

@@ -16,6 +16,11 @@ from sessions_app.cluster.change_feed import change_feed
 from . import prompts, resources, tools
 from .notifications import bus, deliver
 
+# Another node may adopt this server's sessions (sessions_app/session/adoption.py): what it
+# keeps per session is the resource subscriptions, which the session's record carries (the
+# list watch comes back with the client's next resources/list, which adoption prompts).
+ADOPTABLE = True
+
 
 @asynccontextmanager
 async def lifespan(server: Server[Any]) -> AsyncIterator[dict[str, Any]]:

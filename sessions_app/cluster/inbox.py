@@ -59,10 +59,13 @@ class NodeInbox:
             self._task = asyncio.get_running_loop().create_task(self._listen_forever(), name="mcp-inbox")
 
     async def stop(self) -> None:
+        """Stop listening (the node is leaving); a later `start` listens again."""
         if self._task is not None:
             self._task.cancel()
-        if self._publisher is not None:
-            await self._publisher.aclose()
+            self._task = None
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.aclose()
 
     async def wait_listening(self, within: float) -> bool:
         """Wait until this inbox is subscribed (messages sent to it arrive); False after `within` seconds."""

@@ -78,10 +78,17 @@ class ClusterNode:
         self._has_beaten = True
 
     async def _reap(self) -> None:
-        await reap_stale_records(self.registry, self.settings.stale_grace, self._missing_since, time.monotonic())
+        await reap_stale_records(self.registry, self.reap_grace, self._missing_since, time.monotonic())
+
+    @property
+    def reap_grace(self) -> float:
+        """How long a dead owner's records stay. With adoption, as long as its sessions could
+        have lived on idle: until then a client may come back and have one adopted."""
+        grace = self.settings.stale_grace
+        return max(grace, self.settings.session_idle_timeout) if self.settings.adoption else grace
 
     async def stop(self) -> None:
-        """Stop heartbeating and say goodbye, so the others see this node gone at once."""
+        """Stop heartbeating and listening, and say goodbye, so the others see this node gone at once."""
         for task in self._tasks:
             task.cancel()
         if self.inbox is not None:

@@ -2,10 +2,16 @@
 
 1. The node starts draining: /healthz answers 503, so the load balancer moves
    new traffic away, and `initialize` is refused with 503.
-2. After MCP_SHUTDOWN_DRAIN_DELAY, while the balancer has noticed, every
-   session is closed through the one close path: its streams end with a
-   `retry:` hint (clients reconnect, are sent to a healthy node, get 404 and
-   re-initialize there) and its registry record is deleted.
+2. After MCP_SHUTDOWN_DRAIN_DELAY, while the balancer has noticed, the
+   sessions go one of two ways:
+   - hand-off (MCP_SHUTDOWN_HANDOFF, when sessions are adoptable): requests
+     in flight finish, the node stops heartbeating and listening, and each
+     session's streams end with a `retry:` hint. The records stay: the
+     clients reconnect to a healthy node, which adopts their sessions
+     (session/adoption.py). Nothing else changes for them.
+   - close: every session is closed through the one close path: its streams
+     end with `retry:` (clients reconnect elsewhere, get 404 and
+     re-initialize) and its registry record is deleted.
 3. The node drops its heartbeat and stops the server.
 
 The whole drain is bounded by MCP_SHUTDOWN_GRACE; a second SIGTERM stops at once.
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from sessions_app.session.manager import SessionManager
 
 logger = logging.getLogger(__name__)
+
+# Of the grace, what a hand-off leaves for ending the streams and saying goodbye.
+HANDOFF_RESERVE = 1.0
 
 
 def install_sigterm_drain(manager: SessionManager) -> None:
@@ -63,11 +72,18 @@ async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], Non
     settings = node.settings
     started = time.monotonic()
     logger.warning("SIGTERM: draining %d sessions within %.1f s", len(manager), settings.shutdown_grace)
+
+    def time_left() -> float:
+        return max(settings.shutdown_grace - (time.monotonic() - started), 0.1)
+
     try:
         async with asyncio.timeout(settings.shutdown_grace):
             await asyncio.sleep(min(settings.shutdown_drain_delay, settings.shutdown_grace / 2))
-            await manager.close_all("node shutting down")
-            if not await node.writer.drain(within=max(settings.shutdown_grace - (time.monotonic() - started), 0.1)):
+            if await manager.can_hand_off():
+                await manager.hand_off(within=time_left() - HANDOFF_RESERVE)
+            else:
+                await manager.close_all("node shutting down")
+            if not await node.writer.drain(within=time_left()):
                 logger.warning("Shutdown: %d registry writes could not be made", node.writer.backlog)
             await node.stop()
     except TimeoutError:

@@ -10,6 +10,7 @@ to it (http/relay.py), anything else gets the one 404.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
@@ -17,7 +18,7 @@ from mcp.types import JSONRPCRequest, jsonrpc_message_adapter
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from sessions_app.cluster.misroute import locate_miss, log_miss
+from sessions_app.cluster.misroute import Miss, locate_miss, log_miss
 from sessions_app.cluster.routing import MissKind
 from sessions_app.conf import McpSettings
 from sessions_app.http import relay, wire
@@ -47,15 +48,23 @@ async def serve_handshake(
 ) -> None:
     """`message`: the decoded POST body (None for GET and DELETE); `body`: the bytes, for a relay."""
     try:
-        if request.method == "POST":
-            assert message is not None
-            await _post(writer, request, message, settings)
-        elif request.method == "GET":
-            await _get(writer, request, settings)
-        else:
-            await _delete(writer, request)
+        await _dispatch(writer, request, message, settings)
     except SessionMiss as miss:
-        await _serve_miss(writer, request, body, miss.session_id, settings)
+        if await _serve_miss(writer, request, body, miss.session_id, settings):
+            # Adopted: the session is here now.
+            await _dispatch(writer, request, message, settings)
+
+
+async def _dispatch(
+    writer: ResponseWriter, request: McpRequest, message: dict[str, Any] | None, settings: McpSettings
+) -> None:
+    if request.method == "POST":
+        assert message is not None
+        await _post(writer, request, message, settings)
+    elif request.method == "GET":
+        await _get(writer, request, settings)
+    else:
+        await _delete(writer, request)
 
 
 # --- POST, GET, DELETE ------------------------------------------------------------
@@ -72,7 +81,7 @@ async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, 
         headers = {wire.SESSION_ID_HEADER: session_id} if session_id is not None else None
         await send_json(writer, 200, wire.dump_message(reply), headers)
         return
-    session = _local_session(request)
+    session = await _local_session(request)
     if not isinstance(message, JSONRPCRequest):
         # Notifications and the client's answers to our requests: accepted, no body.
         await session.deliver(SessionMessage(message, ServerMessageMetadata(request_context=info)))
@@ -96,7 +105,7 @@ async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, 
 
 async def _get(writer: ResponseWriter, request: McpRequest, settings: McpSettings) -> None:
     require_sse_accept(request)
-    session = _local_session(request)
+    session = await _local_session(request)
     last_event_id = request.headers.get(wire.LAST_EVENT_ID_HEADER)
     if last_event_id is None:
         connection = session.open_standalone_stream()
@@ -115,7 +124,7 @@ async def _get(writer: ResponseWriter, request: McpRequest, settings: McpSetting
 
 
 async def _delete(writer: ResponseWriter, request: McpRequest) -> None:
-    session = _local_session(request)
+    session = await _local_session(request)
     await session_manager().close(session.id, "client DELETE")
     await send_json(writer, 204, b"")
 
@@ -142,10 +151,10 @@ async def _stream(
 # --- the session a request names -----------------------------------------------------
 
 
-def _local_session(request: McpRequest) -> McpSession:
+async def _local_session(request: McpRequest) -> McpSession:
     """The session this request names, from this process's table only (no registry read)."""
     session_id = session_id_of(request)
-    session = session_manager().get(session_id)
+    session = await session_manager().find(session_id)
     if session is None:
         raise SessionMiss(session_id)
     return session
@@ -164,8 +173,9 @@ def session_id_of(request: McpRequest) -> str:
 
 async def _serve_miss(
     writer: ResponseWriter, request: McpRequest, body: bytes, session_id: str, settings: McpSettings
-) -> None:
-    """A session this process does not hold: relay the request to its live owner, else 404.
+) -> bool:
+    """A session this process does not hold: relay the request to its live owner, adopt the
+    session if its owner is gone, else 404. True if adopted (the caller serves the request).
 
     A relayed request that misses at its owner is a 404 at once: it was
     looked up and logged where it came in, and is never relayed again.
@@ -173,16 +183,35 @@ async def _serve_miss(
     if request.relayed:
         raise SessionNotFound(SESSION_NOT_FOUND)
     miss = await locate_miss(session_id)
-    if miss.kind is MissKind.MISROUTE and settings.relay and miss.record is not None:
-        outcome = await relay.forward(writer, request, body, miss.record)
-        log_miss(miss, outcome.value)
-        if outcome is not relay.Outcome.OWNER_GONE:
-            return
-    else:
-        log_miss(miss, "404")
+    if miss.kind is MissKind.MISROUTE:
+        if await _relayed(writer, request, body, miss, settings):
+            return False
+        if settings.relay:
+            # Nobody listens where the owner was: its process is gone, whatever its heartbeat says.
+            miss = replace(miss, kind=MissKind.STALE, reason="owner not listening")
+    if miss.kind is MissKind.STALE and request.method != "DELETE" and settings.adoption and miss.record is not None:
+        if await session_manager().adopt(miss.record) is not None:
+            log_miss(miss, "adopted")
+            return True
+        # Another node may have won the claim just now: then it is the live owner.
+        again = await locate_miss(session_id)
+        if again.kind is MissKind.MISROUTE and await _relayed(writer, request, body, again, settings):
+            return False
+    log_miss(miss, "404")
     # Closing cleans the registry whatever happens locally: a DELETE for a
     # session whose owner is gone still removes its record.
     if request.method == "DELETE" and await session_manager().close(session_id, "client DELETE"):
         await send_json(writer, 204, b"")
-        return
+        return False
     raise SessionNotFound(SESSION_NOT_FOUND)
+
+
+async def _relayed(writer: ResponseWriter, request: McpRequest, body: bytes, miss: Miss, settings: McpSettings) -> bool:
+    """Relay the request to the live owner `miss` names; False if the relay is off or the owner did not listen."""
+    if not settings.relay or miss.record is None:
+        return False
+    outcome = await relay.forward(writer, request, body, miss.record)
+    if outcome is relay.Outcome.OWNER_GONE:
+        return False
+    log_miss(miss, outcome.value)
+    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -22,6 +23,8 @@ from sessions_app.conf import mcp_settings
 class HostedServer:
     server: Server[Any]
     lifespan_state: Any
+    # Whether another node may adopt its sessions (session/adoption.py).
+    adoptable: bool = False
 
 
 _hosted: HostedServer | None = None
@@ -39,6 +42,14 @@ def load_server(dotted_path: str) -> Server[Any]:
     return server
 
 
+def declares_adoptable(dotted_path: str, setting: bool | None) -> bool:
+    """MCP_SERVER_ADOPTABLE when set, else what the server's module says (`ADOPTABLE = True`)."""
+    if setting is not None:
+        return setting
+    module = import_module(dotted_path.rpartition(".")[0])
+    return getattr(module, "ADOPTABLE", False) is True
+
+
 async def hosted_server() -> HostedServer:
     global _hosted, _lock
     if _hosted is not None:
@@ -47,7 +58,8 @@ async def hosted_server() -> HostedServer:
         _lock = asyncio.Lock()
     async with _lock:
         if _hosted is None:
-            server = load_server(mcp_settings().server)
+            settings = mcp_settings()
+            server = load_server(settings.server)
             state = await _exit_stack.enter_async_context(server.lifespan(server))
-            _hosted = HostedServer(server, state)
+            _hosted = HostedServer(server, state, declares_adoptable(settings.server, settings.server_adoptable))
     return _hosted

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 
 from channels.layers import get_channel_layer
 from mcp.shared.message import SessionMessage
@@ -33,13 +34,18 @@ from sessions_app.cluster.shutdown import install_sigterm_drain
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
-from sessions_app.session.hosted_server import hosted_server
+from sessions_app.session.adoption import AdoptionFailed, restore
+from sessions_app.session.hosted_server import HostedServer, hosted_server
 from sessions_app.session.session import CLOSE_MESSAGE, McpSession, RequestInfo
 
 logger = logging.getLogger(__name__)
 
 # How long closing a session held elsewhere waits for its record to be deleted.
 REMOTE_CLOSE_WAIT = 2.0
+# How long rebuilding an adopted session may take before it is given up.
+ADOPTION_TIMEOUT = 10.0
+# How often a hand-off looks whether requests in flight have finished.
+HANDOFF_POLL = 0.05
 
 
 class SessionManager:
@@ -50,6 +56,8 @@ class SessionManager:
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[bool]] = set()
         self._drain_installed = False
+        # Sessions being adopted, by id: requests for them wait for the outcome.
+        self._adopting: dict[str, asyncio.Future[McpSession | None]] = {}
         node.on_store_lost = self.publish_all
 
     def __len__(self) -> int:
@@ -75,11 +83,101 @@ class SessionManager:
         # prefix, so a second prefix in the same process starves.
         channel_name = await layer.new_channel() if layer is not None else ""
         session = McpSession(
-            new_session_id(self.settings.node_route), self.settings, host, self.close_soon, channel_name
+            new_session_id(self.settings.node_route),
+            self.settings,
+            host,
+            self.close_soon,
+            channel_name,
+            on_state_change=self._state_changed,
         )
         self._sessions[session.id] = session
         session.start()
         self._ensure_reaper()
+        return session
+
+    async def find(self, session_id: str) -> McpSession | None:
+        """The session, if this process holds it or is adopting it right now (then once it is ready)."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            return session
+        adopting = self._adopting.get(session_id)
+        return await asyncio.shield(adopting) if adopting is not None else None
+
+    def may_adopt(self, host: HostedServer, record: SessionRecord) -> bool:
+        return (
+            self.settings.adoption
+            and host.adoptable
+            and record.adoptable
+            and not self.node.draining
+            and len(self._sessions) < self.settings.max_sessions
+        )
+
+    async def adopt(self, record: SessionRecord) -> McpSession | None:
+        """Continue here the session `record` describes, whose owner is gone (session/adoption.py).
+
+        The record is claimed atomically: of several nodes adopting one
+        session at once, one gets it and the others get None (and relay to
+        the winner). Requests that arrive here meanwhile wait (`find`).
+        """
+        if (session := await self.find(record.session_id)) is not None:
+            return session
+        done: asyncio.Future[McpSession | None] = asyncio.get_running_loop().create_future()
+        self._adopting[record.session_id] = done
+        try:
+            session = await self._adopt(record)
+        except BaseException:
+            done.set_result(None)
+            raise
+        finally:
+            del self._adopting[record.session_id]
+        done.set_result(session)
+        return session
+
+    async def _adopt(self, record: SessionRecord) -> McpSession | None:
+        self.start()
+        host = await hosted_server()
+        if not self.may_adopt(host, record):
+            return None
+        layer = get_channel_layer()
+        channel_name = await layer.new_channel() if layer is not None else ""
+        session = McpSession(
+            record.session_id,
+            self.settings,
+            host,
+            self.close_soon,
+            channel_name,
+            created_at=record.created_at,
+            adopted_from=record.node_id,
+            epoch=int(time.time() * 1000),
+        )
+        claimed = replace(record.owned_by(self.node.node_id, self.node.boot_id), channel_name=channel_name)
+        try:
+            won = await self.node.registry.aclaim(claimed, record.node_id, record.boot_id)
+        except RegistryUnavailable as exc:
+            logger.warning("Cannot adopt MCP session %s: %s", record.session_id[:8], exc)
+            return None
+        if not won:
+            return None
+        self._sessions[session.id] = session
+        session.start()
+        self._ensure_reaper()
+        try:
+            async with asyncio.timeout(ADOPTION_TIMEOUT):
+                await restore(session, record)
+        except (AdoptionFailed, TimeoutError) as exc:
+            logger.warning("Adopting MCP session %s failed (%s); it ends", record.session_id[:8], exc or "timeout")
+            session.published = True  # the claim wrote its record: the close deletes it
+            await self.close(session.id, "adoption failed")
+            return None
+        session.published = True
+        session.on_state_change = self._state_changed
+        logger.warning(
+            "Adopted MCP session %s from node %s (boot %s) on node %s",
+            record.session_id[:8],
+            record.node_id,
+            record.boot_id,
+            self.node.node_id,
+        )
         return session
 
     async def initialize(self, message: JSONRPCRequest, info: RequestInfo) -> tuple[JSONRPCMessage, str | None]:
@@ -116,18 +214,30 @@ class SessionManager:
     def publish(self, session: McpSession) -> None:
         """Record an established session in the registry (one write, made in the background)."""
         session.published = True
-        self.node.writer.add(
-            SessionRecord(
-                session_id=session.id,
-                node_id=self.node.node_id,
-                boot_id=self.node.boot_id,
-                channel_name=session.channel_name,
-                created_at=session.created_at,
-                protocol_version=session.protocol_version,
-                client_name=session.client_name,
-                client_version=session.client_version,
-            )
+        self.node.writer.add(self._record_of(session))
+
+    def _record_of(self, session: McpSession) -> SessionRecord:
+        return SessionRecord(
+            session_id=session.id,
+            node_id=self.node.node_id,
+            boot_id=self.node.boot_id,
+            channel_name=session.channel_name,
+            created_at=session.created_at,
+            protocol_version=session.protocol_version,
+            client_name=session.client_name,
+            client_version=session.client_version,
+            client_info=session.client_info,
+            client_capabilities=session.client_capabilities,
+            log_level=session.log_level,
+            subscriptions=tuple(session.subscriptions),
+            adoptable=session.adoptable,
+            adopted_from=session.adopted_from,
         )
+
+    def _state_changed(self, session: McpSession) -> None:
+        """A request changed what the session's record carries: write it again (only then)."""
+        if session.published and self._sessions.get(session.id) is session:
+            self.publish(session)
 
     def publish_all(self) -> None:
         """Write every established session's record again (the registry lost them)."""
@@ -165,6 +275,35 @@ class SessionManager:
         self.node.writer.remove(session_id)
         await self.node.writer.settled(session_id, REMOTE_CLOSE_WAIT)
         return record is not None
+
+    async def can_hand_off(self) -> bool:
+        """Whether shutdown may leave this process's sessions to be adopted instead of closing them."""
+        host = await hosted_server()
+        return self.settings.shutdown_handoff and self.settings.adoption and host.adoptable
+
+    async def hand_off(self, within: float) -> None:
+        """On shutdown, leave every session to be adopted by another node (MCP_SHUTDOWN_HANDOFF).
+
+        Requests in flight finish first (for up to `within` seconds). Then
+        this node stops listening and heartbeating, so the others see its
+        sessions orphaned and adopt them on their next request; then each
+        session's streams end with a `retry:` hint. Records stay.
+        """
+        deadline = time.monotonic() + within
+        while any(s.in_flight or s.pending_requests for s in self._sessions.values()):
+            if time.monotonic() >= deadline:
+                logger.warning("Shutdown: handing off with requests still in flight")
+                break
+            await asyncio.sleep(HANDOFF_POLL)
+        await self.node.writer.drain(within=max(deadline - time.monotonic(), 0.1))
+        await self.node.stop()
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            try:
+                await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
+            except Exception:
+                logger.exception("MCP session %s did not stop cleanly while handed off", session.id[:8])
+        logger.warning("Handed off %d MCP sessions for adoption", len(sessions))
 
     async def close_all(self, reason: str) -> None:
         await asyncio.gather(*(self.close(session_id, reason) for session_id in list(self._sessions)))

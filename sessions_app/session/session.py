@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -29,7 +30,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
-from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest, JSONRPCResponse, RequestId
+from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from sessions_app.conf import McpSettings
@@ -51,6 +52,14 @@ CLOSE_MESSAGE = "mcp.session.close"
 MAX_PENDING_FRAMES = 256
 # Characters kept of the client's name and version (they go into the registry record).
 MAX_CLIENT_FIELD = 200
+# What a client can make its session's record hold (the continuation state,
+# see registry/base.py). A session that outgrows it keeps working here, but
+# is not adoptable by another node.
+MAX_RECORDED_CLIENT_BYTES = 4096
+MAX_RECORDED_SUBSCRIPTIONS = 100
+MAX_RECORDED_URI = 2048
+# The requests whose success changes the continuation state.
+CONTINUATION_METHODS = frozenset({"logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,8 @@ class Stream:
     # JSON-response mode: the single response, instead of a connection.
     response: asyncio.Future[JSONRPCMessage] | None = None
     finished: bool = False
+    # A request that changes the continuation state, applied once it succeeds.
+    change: tuple[str, dict[str, Any]] | None = None
 
     @property
     def request_key(self) -> str | None:
@@ -95,6 +106,19 @@ class McpSession:
     protocol_version: str = ""
     client_name: str = ""
     client_version: str = ""
+    # The rest of the continuation state (registry/base.py SessionRecord).
+    client_info: dict[str, Any] = field(default_factory=dict)
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    log_level: str = ""
+    subscriptions: list[str] = field(default_factory=list)
+    adoptable: bool = True
+    adopted_from: str = ""
+    # Called when a request changed the continuation state (the manager records it again).
+    on_state_change: Callable[[McpSession], None] = lambda session: None
+    # Stream numbers and the standalone stream's sequence start after this:
+    # 0 for a new session; for an adopted one, the adoption time in
+    # milliseconds, so its event ids sort after every id of its previous life.
+    epoch: int = 0
     in_flight: int = 0
     # Set once the session's record was handed to the registry.
     published: bool = False
@@ -105,14 +129,16 @@ class McpSession:
         self._read_send, self._read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
-        self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None)}
+        self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
         # Streams of requests still waiting for their answer, by str(request id).
         self._by_request: dict[str, Stream] = {}
         # Answered streams stay resumable until this many newer ones were answered.
         # A list, not a deque: it is short, and an empty deque costs 624 bytes
         # in every idle session.
         self._answered: list[int] = []
-        self._next_stream = 1
+        self._next_stream = self.epoch + 1
+        # Adopted: resources/updated for each subscription, sent once a standalone stream attaches.
+        self._updates_owed: list[JSONRPCNotification] = []
         self._task: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -193,13 +219,49 @@ class McpSession:
             self.touch()
 
     def accept_initialize(self, params: Mapping[str, Any]) -> None:
-        """Note what `initialize` negotiated: the protocol version, and who the client says it is."""
+        """Note what `initialize` negotiated: the protocol version, who the client is, what it can do."""
         requested = params.get("protocolVersion")
         self.protocol_version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
         client = params.get("clientInfo")
+        capabilities = params.get("capabilities")
         if isinstance(client, Mapping):
             self.client_name = str(client.get("name", ""))[:MAX_CLIENT_FIELD]
             self.client_version = str(client.get("version", ""))[:MAX_CLIENT_FIELD]
+            self.client_info = dict(client)
+        if isinstance(capabilities, Mapping):
+            self.client_capabilities = dict(capabilities)
+        if len(json.dumps([self.client_info, self.client_capabilities], default=str)) > MAX_RECORDED_CLIENT_BYTES:
+            self._outgrow_record("client info and capabilities")
+
+    def _apply_change(self, method: str, params: dict[str, Any]) -> None:
+        """A continuation-state request succeeded: remember its effect, and have the record rewritten."""
+        if method == "logging/setLevel":
+            self.log_level = str(params.get("level", ""))[:MAX_CLIENT_FIELD]
+        else:
+            uri = str(params.get("uri", ""))
+            if method == "resources/unsubscribe":
+                if uri in self.subscriptions:
+                    self.subscriptions.remove(uri)
+            elif uri not in self.subscriptions:
+                if len(uri) > MAX_RECORDED_URI or len(self.subscriptions) >= MAX_RECORDED_SUBSCRIPTIONS:
+                    self._outgrow_record("subscriptions")
+                else:
+                    self.subscriptions.append(uri)
+        self.on_state_change(self)
+
+    def _outgrow_record(self, what: str) -> None:
+        if self.adoptable:
+            logger.warning("MCP session %s outgrew its record (%s): no other node can adopt it", self.id[:8], what)
+        self.adoptable = False
+
+    def owe_updates(self, uris: list[str], *, list_changed: bool) -> None:
+        """After an adoption: tell the client these resources (and the list) may have changed, once it listens."""
+        self._updates_owed = [
+            JSONRPCNotification(jsonrpc="2.0", method="notifications/resources/updated", params={"uri": uri})
+            for uri in uris
+        ]
+        if list_changed:
+            self._updates_owed.append(JSONRPCNotification(jsonrpc="2.0", method="notifications/resources/list_changed"))
 
     # --- inbound ---------------------------------------------------------
 
@@ -210,6 +272,8 @@ class McpSession:
             raise KeyError(key)
         stream = Stream(self._next_stream, request.id)
         self._next_stream += 1
+        if request.method in CONTINUATION_METHODS:
+            stream.change = (request.method, dict(request.params or {}))
         if json_response:
             stream.response = asyncio.get_running_loop().create_future()
         else:
@@ -227,8 +291,9 @@ class McpSession:
             return None
         connection = SseConnection(MAX_PENDING_FRAMES)
         if self.resumable:
-            connection.push(wire.priming_frame(event_id(STANDALONE_STREAM, 0), self.settings.sse_retry_ms))
+            connection.push(wire.priming_frame(event_id(STANDALONE_STREAM, self.epoch), self.settings.sse_retry_ms))
         stream.connection = connection
+        self._pay_owed_updates()
         return connection
 
     def resume_stream(self, stream_number: int, after_seq: int) -> SseConnection:
@@ -249,7 +314,16 @@ class McpSession:
                 # The old connection is presumably half-open; the newer one wins.
                 stream.connection.abort()
             stream.connection = connection
+            if stream_number == STANDALONE_STREAM:
+                self._pay_owed_updates()
         return connection
+
+    def _pay_owed_updates(self) -> None:
+        """The standalone stream attached after an adoption: a change made while no node held the
+        session must not go unnoticed, so every subscribed resource is reported as updated."""
+        owed, self._updates_owed = self._updates_owed, []
+        for update in owed:
+            self._route(SessionMessage(update))
 
     def request_metadata(self, info: RequestInfo, stream: Stream | None) -> ServerMessageMetadata:
         """The metadata the server loop sees on a message from this request."""
@@ -328,7 +402,7 @@ class McpSession:
         if stream.response is not None:
             # JSON-response mode: only the answer has a place on the wire.
             if is_answer:
-                self._finish(stream)
+                self._finish(stream, message)
                 if not stream.response.done():
                     stream.response.set_result(message)
             return
@@ -337,16 +411,18 @@ class McpSession:
         frame = wire.sse_frame(wire.dump_message(message), event_id(stream.number, seq))
         self.log.append(stream.number, seq, frame)
         if is_answer:
-            self._finish(stream)
+            self._finish(stream, message)
             if stream.connection is not None:
                 stream.connection.finish(frame)
                 stream.connection = None
         elif stream.connection is not None and not stream.connection.push(frame):
             stream.connection = None
 
-    def _finish(self, stream: Stream) -> None:
+    def _finish(self, stream: Stream, answer: JSONRPCMessage) -> None:
         """The request is answered: its id is free again; its stream stays resumable for a while."""
         stream.finished = True
+        if stream.change is not None and isinstance(answer, JSONRPCResponse):
+            self._apply_change(*stream.change)
         self._by_request.pop(stream.request_key or "", None)
         self._answered.append(stream.number)
         while len(self._answered) > self.settings.event_log_max_events:

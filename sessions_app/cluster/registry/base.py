@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 SESSION_KEY_PREFIX = "mcp:session:"
@@ -35,7 +35,13 @@ def node_key(node_id: str) -> str:
 
 @dataclass(frozen=True)
 class SessionRecord:
-    """What the registry knows about one session.
+    """What the registry knows about one session: where it lives, and what it needs to continue elsewhere.
+
+    The continuation state (protocol version, the client's info and
+    capabilities, log level, subscriptions, principal) is what another node
+    needs to adopt the session when its owner is gone (session/adoption.py);
+    nothing of the transport is here. `adoptable` is False when the session
+    outgrew what a record may hold.
 
     Serialized with `to_dict`/`from_dict`; a field added here must get a
     default in `from_dict` so records written by older nodes still load.
@@ -50,9 +56,22 @@ class SessionRecord:
     client_name: str = ""
     client_version: str = ""
     principal: str = ""
+    client_info: dict[str, Any] = field(default_factory=dict)
+    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    log_level: str = ""
+    subscriptions: tuple[str, ...] = ()
+    adoptable: bool = True
+    # The node this session was adopted from, if it was.
+    adopted_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["subscriptions"] = list(self.subscriptions)
+        return data
+
+    def owned_by(self, node_id: str, boot_id: str) -> SessionRecord:
+        """This record, now naming another owner (an adopter)."""
+        return replace(self, node_id=node_id, boot_id=boot_id, adopted_from=self.node_id)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionRecord:
@@ -66,7 +85,17 @@ class SessionRecord:
             client_name=str(data.get("client_name", "")),
             client_version=str(data.get("client_version", "")),
             principal=str(data.get("principal", "")),
+            client_info=_mapping(data.get("client_info")),
+            client_capabilities=_mapping(data.get("client_capabilities")),
+            log_level=str(data.get("log_level", "")),
+            subscriptions=tuple(str(uri) for uri in data.get("subscriptions") or ()),
+            adoptable=bool(data.get("adoptable", True)),
+            adopted_from=str(data.get("adopted_from", "")),
         )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -103,6 +132,14 @@ class SessionRegistry(ABC):
         """Every record in the cluster, with its remaining TTL."""
 
     @abstractmethod
+    def claim(self, record: SessionRecord, previous_node: str, previous_boot: str) -> bool:
+        """Write `record` only if the stored one still names (`previous_node`, `previous_boot`) as owner.
+
+        Atomic: of several nodes claiming one orphaned session at once,
+        exactly one gets True. False if the record changed owner or is gone.
+        """
+
+    @abstractmethod
     def heartbeat(self, node_id: str, boot_id: str) -> bool:
         """Say that `node_id` (this life of it: `boot_id`) is alive for the next node TTL.
 
@@ -126,6 +163,9 @@ class SessionRegistry(ABC):
 
     async def aremove(self, session_id: str) -> None:
         await asyncio.to_thread(self.remove, session_id)
+
+    async def aclaim(self, record: SessionRecord, previous_node: str, previous_boot: str) -> bool:
+        return await asyncio.to_thread(self.claim, record, previous_node, previous_boot)
 
     async def aget(self, session_id: str) -> SessionRecord | None:
         return await asyncio.to_thread(self.get, session_id)

@@ -23,6 +23,16 @@ class LocMemSessionRegistry(SessionRegistry):
         with self._lock:
             self._records[record.session_id] = (record, time.monotonic() + self.session_ttl)
 
+    def claim(self, record: SessionRecord, previous_node: str, previous_boot: str) -> bool:
+        with self._lock:
+            entry = self._records.get(record.session_id)
+            if entry is None or entry[1] <= time.monotonic():
+                return False
+            if (entry[0].node_id, entry[0].boot_id) != (previous_node, previous_boot):
+                return False
+            self._records[record.session_id] = (record, time.monotonic() + self.session_ttl)
+            return True
+
     def remove(self, session_id: str) -> None:
         with self._lock:
             self._records.pop(session_id, None)

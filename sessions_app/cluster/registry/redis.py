@@ -8,6 +8,7 @@ version, and a JSON serializer so operators can read them with redis-cli.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,17 @@ from .base import (
 )
 
 T = TypeVar("T")
+
+# Compare-and-set of a session's owner, in one step on the server. The value
+# is the JSON the cache's serializer writes, so Lua's cjson reads it.
+CLAIM_SCRIPT = """
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local record = cjson.decode(stored)
+if record.node_id ~= ARGV[1] or record.boot_id ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+return 1
+"""
 
 
 def raw_key(key: str, key_prefix: str, version: int) -> str:
@@ -57,6 +69,16 @@ class RedisSessionRegistry(SessionRegistry):
 
     def add(self, record: SessionRecord) -> None:
         self._call(lambda: self._cache.set(session_key(record.session_id), record.to_dict(), self.session_ttl))
+
+    def claim(self, record: SessionRecord, previous_node: str, previous_boot: str) -> bool:
+        key = session_key(record.session_id)
+        value = json.dumps(record.to_dict())
+
+        def swap() -> bool:
+            client = self._cache.client.get_client(write=True)
+            return bool(client.eval(CLAIM_SCRIPT, 1, key, previous_node, previous_boot, value, int(self.session_ttl)))
+
+        return self._call(swap)
 
     def remove(self, session_id: str) -> None:
         self._call(lambda: self._cache.delete(session_key(session_id)))
