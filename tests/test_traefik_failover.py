@@ -1,13 +1,14 @@
 """Nodes dying and restarting behind the real Traefik, with official SDK clients on the other side.
 
 The clients are handshake-era `SessionClient`s (tests/traefik_cluster.py):
-they send initialize again when their session answers 404, as the spec asks
-and as the SDK does not do by itself.
+they would send initialize again if their session answered 404, as the spec
+asks. With adoption (sessions_app/session/adoption.py) they never have to:
+each test checks they initialized exactly once. The nodes host the echo
+server, which declares its sessions adoptable.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 
@@ -17,7 +18,6 @@ import pytest
 from deploy.cluster import Cluster
 from tests.traefik_cluster import (
     SessionClient,
-    miss_lines,
     redis_client,
     routed,
     session_keys,
@@ -44,53 +44,49 @@ def restart(cluster: Cluster, node: str) -> None:
     wait_until_routed_to(cluster, node)
 
 
-async def test_killing_the_pinned_node_costs_at_most_one_failed_request(cluster: Cluster) -> None:
+async def test_killing_the_owner_costs_at_most_the_request_in_flight(cluster: Cluster) -> None:
     store = redis_client(cluster)
     async with SessionClient(cluster, "kill") as client:
         for number in range(5):
             await client.echo(f"before {number}")
         owner = routed(cluster, "kill")[-1].node
-        doomed = client.session_ids[0]
-        wait_for(lambda: store.exists(f"mcp:session:{doomed}"), "the session's record")
+        session_id = client.session_ids[0]
+        wait_for(lambda: store.exists(f"mcp:session:{session_id}"), "the session's record")
         seen_before_kill = len(client.statuses)
 
         await anyio.to_thread.run_sync(cluster.kill_node, owner)
         answers = [await client.echo(f"after {number}") for number in range(10)]
+        # The session's id still names the dead node: its router fails over to
+        # the pool, where the node it reached adopted it (or relayed to the one that did).
+        adopters = {
+            line.rpartition(" on node ")[2].strip() for name in cluster.node_names for line in _adoptions(cluster, name)
+        }
+        record = next(record for record in session_records(cluster) if record["session_id"] == session_id)
+        # The record is the adopter's now: the dead node's heartbeat expires and the reaper leaves it alone.
+        await anyio.to_thread.run_sync(
+            lambda: wait_for(lambda: not store.exists(f"mcp:node:{owner}"), "the dead node's heartbeat to expire")
+        )
+        await anyio.sleep(1.0)  # a few reaper passes
+        kept = store.exists(f"mcp:session:{session_id}")
 
     assert answers == [f"after {number}" for number in range(10)]
+    # The same session carried on: no 404, no second initialize.
+    assert client.initializations == 1
+    assert client.session_ids == [session_id]
     posts = [status for method, status in client.statuses[seen_before_kill:] if method == "POST"]
-    # The first call after the kill fails once. Its session id names the
-    # dead node, whose router fails over to the pool: a healthy node answers
-    # 404 (mcp-retry replays a request the dead node never got). It is a
-    # 502 instead when Traefik wrote the call on a pooled connection to the
-    # node that had just died (about one run in six here, with the SDK's GET
-    # stream cut at the same moment): that is not replayed. Then the 404.
-    # The client initializes on a live node and carries on.
-    failed = posts[: posts.index(404) + 1]
-    assert failed in ([404], [502, 404])
-    assert set(posts[len(failed) :]) == {200, 202}  # initialize, initialized, then the calls
-    assert client.initializations == 2
-    newcomer = client.session_ids[-1]
-    after = [request for request in routed(cluster, "kill") if request.method == "POST"]
-    healthy = after[-1].node
-    assert healthy != owner
-    assert {request.node for request in after[-10:]} == {healthy}
-
-    # The node that answered 404 says whose session it was: misroute while
-    # the dead owner's heartbeat lingers, stale once it has expired.
-    short = hashlib.sha256(doomed.encode()).hexdigest()[:12]
-    answered_404 = next(request.node for request in routed(cluster, "kill") if request.status == 404)
-    wait_for(lambda: any(short in line for line in miss_lines(cluster, answered_404)), "the miss record")
-    record = next(line for line in miss_lines(cluster, answered_404) if short in line)
-    assert "MCP session miss: misroute" in record or "MCP session miss: stale" in record
-    assert f"owner {owner}" in record
-
-    # The dead node's heartbeat expires and the reaper removes its sessions.
-    wait_for(lambda: not store.exists(f"mcp:node:{owner}"), "the dead node's heartbeat to expire")
-    wait_for(lambda: all(record["node_id"] != owner for record in session_records(cluster)), "the reaper")
-    assert not store.exists(f"mcp:session:{doomed}")
-    assert newcomer != doomed
+    # At most one failure: a 502 when Traefik wrote the first call on a pooled
+    # connection to the node just as it died (not replayed, see deploy.md).
+    assert posts[posts[0] == 502 :] == [200] * (len(posts) - (posts[0] == 502)), posts
+    assert len(adopters) == 1
+    adopter = adopters.pop()
+    assert adopter != owner
+    assert (record["node_id"], record["adopted_from"]) == (adopter, owner)
+    assert kept
     await anyio.to_thread.run_sync(restart, cluster, owner)
+
+
+def _adoptions(cluster: Cluster, node: str) -> list[str]:
+    return [line for line in cluster.node_log(node).splitlines() if "Adopted MCP session" in line]
 
 
 async def test_rolling_restart_under_30_clients(cluster: Cluster) -> None:
@@ -112,9 +108,8 @@ async def test_rolling_restart_under_30_clients(cluster: Cluster) -> None:
 
     def rolling_restart() -> float:
         for node in cluster.node_names:
-            assert cluster.stop_node(node) == 0  # SIGTERM: drained and exited cleanly
-            # The drain deleted its records itself (the reaper waits a grace period first).
-            assert [record for record in session_records(cluster) if record["node_id"] == node] == []
+            assert cluster.stop_node(node) == 0  # SIGTERM: handed off and exited cleanly
+            assert "Handed off" in cluster.node_log(node)
             restart(cluster, node)
         return time.monotonic()
 
@@ -127,12 +122,13 @@ async def test_rolling_restart_under_30_clients(cluster: Cluster) -> None:
         await anyio.sleep(2.0)
         stop.set()
 
-    # Every client came through all three restarts and works on a live node.
+    # Every client came through all three restarts on the session it started with.
     assert all(any(moment > done for moment in times) for times in successes)
-    assert all(client.initializations >= 2 for client in clients)  # every node was restarted under it
-    statuses = {status for client in clients for _, status in client.statuses}
-    assert not {status for status in statuses if status >= 500} - {502, 503}, statuses  # never a 500
-    posts = {status for client in clients for method, status in client.statuses if method == "POST"}
-    assert posts <= {200, 202, 404, 502, 503}, posts
-    # Sessions ended by the drains, and those the clients closed, left nothing behind.
+    assert [client.initializations for client in clients] == [1] * len(clients)
+    statuses = [status for client in clients for _, status in client.statuses]
+    assert 404 not in statuses
+    failed = [status for status in statuses if status >= 500]
+    print(f"rolling restart: {len(statuses)} answers, {len(failed)} failed: {sorted(set(failed))}")
+    assert set(failed) <= {502, 503}, failed  # never a 500
+    # The clients closed their sessions at the end: nothing is left behind.
     wait_for(lambda: session_keys(cluster) == [], "every session record to go")

@@ -45,6 +45,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._missing_since: dict[tuple[str, str], float] = {}
         self._has_beaten = False
+        self._stopped = False
         # Called when the store turns out to have lost this node's records
         # (the session manager writes them again).
         self.on_store_lost: Callable[[], None] = lambda: None
@@ -69,13 +70,22 @@ class ClusterNode:
             self.inbox.start()
 
     async def _beat(self) -> None:
-        still_there = await self.registry.aheartbeat(self.node_id, self.boot_id)
+        still_there = await asyncio.to_thread(self._beat_in_thread)
         if self._has_beaten and not still_there:
             # Our heartbeat vanished before its TTL: Redis restarted empty (or
             # was flushed), and took our session records with it.
             logger.warning("The session registry lost this node's heartbeat; writing its session records again")
             self.on_store_lost()
         self._has_beaten = True
+
+    def _beat_in_thread(self) -> bool:
+        still_there = self.registry.heartbeat(self.node_id, self.boot_id)
+        if self._stopped:
+            # `stop` cancelled the beat while this thread was writing it: a
+            # cancelled coroutine cannot stop its thread, so the heartbeat
+            # could outlive the goodbye. Say goodbye again, after it.
+            self.registry.forget_node(self.node_id, self.boot_id)
+        return still_there
 
     async def _reap(self) -> None:
         await reap_stale_records(self.registry, self.reap_grace, self._missing_since, time.monotonic())
@@ -89,6 +99,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         """Stop heartbeating and listening, and say goodbye, so the others see this node gone at once."""
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         if self.inbox is not None:

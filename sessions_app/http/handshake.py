@@ -30,6 +30,8 @@ from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_even
 from sessions_app.session.manager import session_manager
 from sessions_app.session.session import McpSession, RequestInfo, Stream
 
+# How many times a miss is looked up again when the owner it found changed meanwhile.
+MISS_TURNS = 3
 # One answer for every session no live node holds: ended, reaped, never
 # existed, or died with its node. Clients recover the same way from all of them.
 SESSION_NOT_FOUND = "Session not found: it ended, or no node can serve it; send initialize to start a new one"
@@ -182,21 +184,25 @@ async def _serve_miss(
     """
     if request.relayed:
         raise SessionNotFound(SESSION_NOT_FOUND)
-    miss = await locate_miss(session_id)
-    if miss.kind is MissKind.MISROUTE:
-        if await _relayed(writer, request, body, miss, settings):
-            return False
-        if settings.relay:
+    manager = session_manager()
+    # Owners change under us while nodes restart: a relay can find its owner
+    # gone, a claim can lose to another node's. Each turn looks again.
+    for _ in range(MISS_TURNS):
+        miss = await locate_miss(session_id)
+        if miss.kind is MissKind.MISROUTE:
+            if await _relayed(writer, request, body, miss, settings):
+                return False
+            if not settings.relay:
+                break
             # Nobody listens where the owner was: its process is gone, whatever its heartbeat says.
             miss = replace(miss, kind=MissKind.STALE, reason="owner not listening")
-    if miss.kind is MissKind.STALE and request.method != "DELETE" and settings.adoption and miss.record is not None:
-        if await session_manager().adopt(miss.record) is not None:
+        if miss.kind is not MissKind.STALE or request.method == "DELETE" or miss.record is None:
+            break
+        if not await manager.can_adopt(miss.record):
+            break
+        if await manager.adopt(miss.record) is not None:
             log_miss(miss, "adopted")
             return True
-        # Another node may have won the claim just now: then it is the live owner.
-        again = await locate_miss(session_id)
-        if again.kind is MissKind.MISROUTE and await _relayed(writer, request, body, again, settings):
-            return False
     log_miss(miss, "404")
     # Closing cleans the registry whatever happens locally: a DELETE for a
     # session whose owner is gone still removes its record.

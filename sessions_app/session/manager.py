@@ -103,6 +103,10 @@ class SessionManager:
         adopting = self._adopting.get(session_id)
         return await asyncio.shield(adopting) if adopting is not None else None
 
+    async def can_adopt(self, record: SessionRecord) -> bool:
+        """Whether this node may adopt the session `record` describes (if it wins the claim)."""
+        return self.may_adopt(await hosted_server(), record)
+
     def may_adopt(self, host: HostedServer, record: SessionRecord) -> bool:
         return (
             self.settings.adoption
@@ -117,7 +121,9 @@ class SessionManager:
 
         The record is claimed atomically: of several nodes adopting one
         session at once, one gets it and the others get None (and relay to
-        the winner). Requests that arrive here meanwhile wait (`find`).
+        the winner); None also when this node may not adopt it (`may_adopt`)
+        or its server would not take it back. Requests that arrive here
+        meanwhile wait (`find`).
         """
         if (session := await self.find(record.session_id)) is not None:
             return session
