@@ -137,6 +137,17 @@ def test_staff_see_every_record_with_its_node_alive_or_dead(staff_client: Client
     assert cell(row(html, of_dead_node), "alive") == "dead"
     assert cell(row(html, of_dead_node), "principal") == "-"
     assert cell(row(html, of_previous_life), "alive") == "dead"
+    assert cell(row(html, live), "adopted") == "-"
+
+
+def test_an_adopted_session_shows_the_node_it_came_from(staff_client: Client, registry: SessionRegistry) -> None:
+    adopted = record("node-a", "boot-a").owned_by("node-c", "boot-c")
+    registry.add(adopted)
+
+    html = page(staff_client)
+
+    assert cell(row(html, adopted), "node") == "node-c"
+    assert cell(row(html, adopted), "adopted") == "node-a"
 
 
 def test_rows_show_age_and_ttl(staff_client: Client, registry: SessionRegistry, settings: Settings) -> None:

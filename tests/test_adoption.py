@@ -145,12 +145,14 @@ def test_two_nodes_racing_for_one_orphan_adopt_it_once_and_answer_both(
     adopted_before = len(adoptions(b)) + len(adoptions(c))
     a.stop(signal.SIGKILL)
 
-    def ask(node: Node) -> int:
+    def ask(node: Node, request_id: int) -> int:
+        # Distinct ids: two requests in flight in one session may not share one (409).
+        listing = {**LISTING, "id": request_id}
         with httpx.Client(timeout=15.0) as own:
-            return own.post(node.mcp_url, json=LISTING, headers=session_headers(session_id)).status_code
+            return own.post(node.mcp_url, json=listing, headers=session_headers(session_id)).status_code
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        statuses = list(pool.map(ask, (b, c)))
+        statuses = list(pool.map(ask, (b, c), (21, 22)))
 
     assert statuses == [200, 200]
     wait_for(lambda: len(adoptions(b)) + len(adoptions(c)) > adopted_before, "the adoption record")

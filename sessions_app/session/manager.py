@@ -103,13 +103,15 @@ class SessionManager:
         adopting = self._adopting.get(session_id)
         return await asyncio.shield(adopting) if adopting is not None else None
 
-    async def can_adopt(self, record: SessionRecord) -> bool:
-        """Whether this node may adopt the session `record` describes (if it wins the claim)."""
-        return self.may_adopt(await hosted_server(), record)
+    async def can_adopt(self, record: SessionRecord, principal: str = "") -> bool:
+        """Whether this node may adopt, for a request from `principal`, the session `record` describes."""
+        return self.may_adopt(await hosted_server(), record, principal)
 
-    def may_adopt(self, host: HostedServer, record: SessionRecord) -> bool:
+    def may_adopt(self, host: HostedServer, record: SessionRecord, principal: str = "") -> bool:
+        # Never across principals: a session is bound to whoever created it.
         return (
-            self.settings.adoption
+            record.principal == principal
+            and self.settings.adoption
             and host.adoptable
             and record.adoptable
             and not self.node.draining
