@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,23 @@ def manage(env: Mapping[str, str], *args: str) -> None:
         check=False,
     )
     assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+@contextlib.contextmanager
+def node_maker(log_dir: Path, base_env: Mapping[str, str]) -> Iterator[Callable[..., Node]]:
+    """`make(node_id, **env)` starts a node named `node_id` with `base_env` and `env`; all are killed at the end."""
+    nodes: list[Node] = []
+
+    def make(node_id: str, **env: str) -> Node:
+        node = Node(env={**base_env, "MCP_NODE_ID": node_id, **env}, log_path=log_dir / f"{node_id}.log").start()
+        nodes.append(node)
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in nodes:
+            node.stop(signal.SIGKILL)
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.mcp_http import BASE_HEADERS, initialize_body, session_headers, sse_messages
-from tests.nodes import Node, manage
+from tests.nodes import Node, manage, node_maker
 from tests.redis_server import RedisServer
 from tests.test_cluster import session_key, wait_for
 from tests.test_notifications import EDIT_TITLE, URI, graphql, is_update, propose, standalone
@@ -57,16 +57,8 @@ def survivors(shared_env: dict[str, str], tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture
 def start_node(shared_env: dict[str, str], tmp_path: Path) -> Iterator[StartNode]:
-    started: list[Node] = []
-
-    def start(name: str, **env: str) -> Node:
-        node = Node(env={**shared_env, "MCP_NODE_ID": name, **env}, log_path=tmp_path / f"{name}.log").start()
-        started.append(node)
-        return node
-
-    yield start
-    for node in started:
-        node.stop(signal.SIGKILL)
+    with node_maker(tmp_path, shared_env) as start:
+        yield start
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.mcp_http import open_session, session_headers, sse_messages
-from tests.nodes import Node
+from tests.nodes import Node, node_maker
 from tests.redis_server import RedisServer
 
 LISTING = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
@@ -31,17 +31,8 @@ MakeNode = Callable[..., Node]
 @pytest.fixture
 def make_node(redis_server: RedisServer, tmp_path: Path) -> Iterator[MakeNode]:
     """Start nodes named `node_id` on the module's Redis; all stopped after the test."""
-    nodes: list[Node] = []
-
-    def make(node_id: str, **env: str) -> Node:
-        settings = {"REDIS_URL": redis_server.url, "MCP_NODE_ID": node_id, **FAST_LIVENESS, **env}
-        node = Node(env=settings, log_path=tmp_path / f"{node_id}.log").start()
-        nodes.append(node)
-        return node
-
-    yield make
-    for node in nodes:
-        node.stop(signal.SIGKILL)
+    with node_maker(tmp_path, {"REDIS_URL": redis_server.url, **FAST_LIVENESS}) as make:
+        yield make
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 
 from sessions_app.cluster.routing import default_route
 from tests.mcp_http import BASE_HEADERS, initialize_body, session_headers, sse_events, sse_messages
-from tests.nodes import Node
+from tests.nodes import Node, node_maker
 from tests.redis_server import RedisServer
 from tests.test_cluster import RedisMonitor, miss_lines, record_of, session_key, wait_for
 
@@ -42,17 +42,8 @@ MakeNode = Callable[..., Node]
 
 @pytest.fixture
 def make_node(redis_server: RedisServer, tmp_path: Path) -> Iterator[MakeNode]:
-    nodes: list[Node] = []
-
-    def make(node_id: str, **env: str) -> Node:
-        settings = {"REDIS_URL": redis_server.url, "MCP_NODE_ID": node_id, **NODE_ENV, **env}
-        node = Node(env=settings, log_path=tmp_path / f"{node_id}.log").start()
-        nodes.append(node)
-        return node
-
-    yield make
-    for node in nodes:
-        node.stop(signal.SIGKILL)
+    with node_maker(tmp_path, {"REDIS_URL": redis_server.url, **NODE_ENV}) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
