@@ -190,9 +190,10 @@ async def _serve_miss(
     for _ in range(MISS_TURNS):
         miss = await locate_miss(session_id)
         if miss.kind is MissKind.MISROUTE:
-            if await _relayed(writer, request, body, miss, settings):
+            outcome = await _relay(writer, request, body, miss, settings)
+            if outcome in (relay.Outcome.RELAYED, relay.Outcome.CLIENT_LEFT):
                 return False
-            if not settings.relay:
+            if outcome is not relay.Outcome.OWNER_GONE:
                 break
             # Nobody listens where the owner was: its process is gone, whatever its heartbeat says.
             miss = replace(miss, kind=MissKind.STALE, reason="owner not listening")
@@ -212,12 +213,13 @@ async def _serve_miss(
     raise SessionNotFound(SESSION_NOT_FOUND)
 
 
-async def _relayed(writer: ResponseWriter, request: McpRequest, body: bytes, miss: Miss, settings: McpSettings) -> bool:
-    """Relay the request to the live owner `miss` names; False if the relay is off or the owner did not listen."""
+async def _relay(
+    writer: ResponseWriter, request: McpRequest, body: bytes, miss: Miss, settings: McpSettings
+) -> relay.Outcome | None:
+    """Relay the request to the live owner `miss` names (None: the relay is off)."""
     if not settings.relay or miss.record is None:
-        return False
+        return None
     outcome = await relay.forward(writer, request, body, miss.record)
-    if outcome is relay.Outcome.OWNER_GONE:
-        return False
-    log_miss(miss, outcome.value)
-    return True
+    if outcome in (relay.Outcome.RELAYED, relay.Outcome.CLIENT_LEFT):
+        log_miss(miss, outcome.value)
+    return outcome

@@ -55,8 +55,10 @@ Serve = Callable[[ResponseWriter, McpRequest, bytes], Awaitable[None]]
 class Outcome(enum.Enum):
     RELAYED = "relayed"
     CLIENT_LEFT = "relayed; the client went away"
-    # Nothing was answered: the caller answers (404).
-    OWNER_GONE = "owner unreachable; 404"
+    # Nothing was answered, the caller answers. Nobody listens where the owner was:
+    OWNER_GONE = "owner not listening"
+    # This node cannot relay at all (its own inbox is not listening):
+    UNAVAILABLE = "relay unavailable"
 
 
 # --- edge side ---------------------------------------------------------------------
@@ -74,7 +76,7 @@ async def forward(writer: ResponseWriter, request: McpRequest, body: bytes, owne
     assert inbox is not None, "the relay needs the node inbox (MCP_RELAY and REDIS_URL)"
     if not await inbox.wait_listening(INBOX_READY_WAIT):
         logger.warning("Cannot relay: this node's inbox is not listening")
-        return Outcome.OWNER_GONE
+        return Outcome.UNAVAILABLE
     target = inbox_channel(owner.node_id, owner.boot_id)
     relay_id = str(next(_relay_ids))
     replies: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
