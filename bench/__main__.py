@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from . import app_only, capacity, failover, machine, notify, profiling, proxy, redis_cost, report, servers, throughput
+from . import (
+    app_only,
+    capacity,
+    failover,
+    machine,
+    notify,
+    profiling,
+    proxy,
+    redis_cost,
+    relay,
+    report,
+    servers,
+    throughput,
+)
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
-SCENARIOS = frozenset(range(1, 8))
+SCENARIOS = frozenset(range(1, 9))
 # Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
 # saturate it, and at one call every 2 s the re-initialization surge after the kill can push
 # a surviving node's /healthz past Traefik's 3 s timeout (then its clients fail too). One call
@@ -25,7 +39,7 @@ FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
 def _scenarios(text: str) -> frozenset[int]:
     chosen = frozenset(int(part) for part in text.split(",") if part.strip())
     if not chosen <= SCENARIOS:
-        raise argparse.ArgumentTypeError(f"scenarios are numbered 1 to 7, not {text}")
+        raise argparse.ArgumentTypeError(f"scenarios are numbered 1 to {max(SCENARIOS)}, not {text}")
     return chosen
 
 
@@ -116,7 +130,18 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             f"p50 {notified.round_trip_p50_ms:.2f} ms, {notified.lost} lost",
             flush=True,
         )
-    proxied, failed_over = await _cluster_scenarios(args, plan, log_dir, redis_skipped)
+    relayed: relay.RelayCost | None = None
+    if 8 in only and not redis_skipped:
+        relayed = await relay.measure(plan, log_dir)
+        for relay_row in relayed.rows:
+            print(
+                f"  relay: {relay_row.mode:4} direct median {relay_row.direct.median_ms:5.2f} ms "
+                f"p99 {relay_row.direct.p99_ms:5.2f} ms {relay_row.direct.throughput:5.0f} req/s; relayed median "
+                f"{relay_row.relayed.median_ms:5.2f} ms p99 {relay_row.relayed.p99_ms:5.2f} ms "
+                f"{relay_row.relayed.throughput:5.0f} req/s; added {relay_row.added_median_ms:+.2f} ms at p50",
+                flush=True,
+            )
+    proxied, failovers = await _cluster_scenarios(args, plan, log_dir, redis_skipped)
     lines: list[str] = []
     if not args.smoke and not args.no_profile and only == SCENARIOS:
         lines = await profiling.profile(log_dir, seconds=15)
@@ -129,7 +154,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         capacity=held,
         notify=notified,
         proxy=proxied,
-        failover=failed_over,
+        failover=failovers,
+        relay=relayed,
         app_cost=app_cost,
         machine=facts,
         plan=plan,
@@ -141,7 +167,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     errors += sum(step.calls.errors for step in held.steps) if held is not None else 0
     errors += notified.failed + notified.lost if notified is not None else 0
     errors += proxied.errors if proxied is not None else 0
-    errors += failed_over.errors if failed_over is not None else 0
+    errors += sum(run.errors for run in failovers)
+    errors += relayed.errors if relayed is not None else 0
     if errors:
         print(f"bench: {errors} requests failed; see the Errors columns", file=sys.stderr)
         return 1
@@ -150,31 +177,40 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
 
 async def _cluster_scenarios(
     args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, redis_skipped: str
-) -> tuple[proxy.ProxyCost | None, failover.Failover | None]:
-    """Scenarios 3 and 6 share one cluster (Traefik and three nodes); 6 kills a node, so it goes last."""
+) -> tuple[proxy.ProxyCost | None, list[failover.Failover]]:
+    """Scenarios 3 and 6 share one cluster (Traefik and three nodes); 6 kills a node, so it goes last.
+
+    Scenario 6 runs twice, clients with cookies then clients without; the killed node is
+    started again between the two.
+    """
     if not args.only & {3, 6} or redis_skipped:
-        return None, None
+        return None, []
     proxied: proxy.ProxyCost | None = None
-    failed_over: failover.Failover | None = None
+    failovers: list[failover.Failover] = []
     async with proxy.cluster(log_dir) as cluster:
         if 3 in args.only:
             proxied = await proxy.measure(cluster, plan, log_dir)
             for row in proxied.rows:
                 print(
-                    f"  proxy: {row.path:13} x{row.concurrency:<2} median {row.stats.median_ms:6.2f} ms "
+                    f"  proxy: {row.path:20} x{row.concurrency:<2} median {row.stats.median_ms:6.2f} ms "
                     f"p99 {row.stats.p99_ms:6.2f} ms {row.stats.throughput:6.0f} req/s",
                     flush=True,
                 )
         if 6 in args.only:
-            failed_over = await failover.measure(cluster, FAILOVER_SMOKE if args.smoke else FAILOVER_FULL)
-            print(
-                f"  failover: {len(failed_over.affected)} clients on {failed_over.victim}, recovered max "
-                f"{max(failed_over.recovery_times, default=float('nan')):.2f} s, {failed_over.unrecovered} not; "
-                f"failed per client {dict(sorted(failed_over.failed_per_client.items()))}, "
-                f"unaffected clients failed {failed_over.unaffected_failed}",
-                flush=True,
-            )
-    return proxied, failed_over
+            base = FAILOVER_SMOKE if args.smoke else FAILOVER_FULL
+            for keep_cookies in (True, False):
+                if failovers:
+                    await failover.revive(cluster, failovers[-1].victim)
+                run = await failover.measure(cluster, dataclasses.replace(base, keep_cookies=keep_cookies))
+                failovers.append(run)
+                print(
+                    f"  failover ({'cookies' if keep_cookies else 'no cookies'}): {len(run.affected)} clients on "
+                    f"{run.victim}, recovered max {max(run.recovery_times, default=float('nan')):.2f} s, "
+                    f"{run.unrecovered} not; failed per client {dict(sorted(run.failed_per_client.items()))}, "
+                    f"unaffected clients failed {run.unaffected_failed}",
+                    flush=True,
+                )
+    return proxied, failovers
 
 
 def _dump_logs(log_dir: Path) -> None:

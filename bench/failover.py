@@ -1,7 +1,7 @@
 """Scenario 6: failover: handshake sessions spread over the cluster through Traefik, SIGKILL one node.
 
 Each client is one keep-alive HTTPS connection to the cluster's Traefik with
-its own sticky cookie and its own session, and calls `tools/call` once per
+its own sticky cookie (unless it keeps none) and its own session, and calls `tools/call` once per
 period at a fixed phase (the clients' phases are spread evenly over the period).
 What a client does when a request fails is what the spec asks and a real
 client does:
@@ -15,6 +15,14 @@ client does:
 
 Every request's outcome is kept with its time; the numbers are worked out
 after the run, relative to the moment the SIGKILL was sent.
+
+The scenario runs twice: once with clients that send back the sticky cookie,
+once with clients that keep no cookies (Node's `fetch`, the MCP Inspector,
+and others: ADR 8). Either way a request carrying a session id reaches its
+node by the node's header router (the id names the node); the cookie still
+matters to `initialize`, which the sticky router places. A client's node is
+the one its session id names. After a run every client ends its session
+(DELETE), so the next run starts from nodes holding none.
 """
 
 from __future__ import annotations
@@ -28,15 +36,25 @@ from dataclasses import dataclass, field
 
 from deploy import traefik_config
 from deploy.cluster import Cluster
+from sessions_app.cluster.routing import route_of
 
 from . import servers
 from .load import percentile
-from .messages import EXPECTED_IN_ANSWER, cookie_after, handshake_call, initialize_request, initialized_request
-from .proxy import CpuMeter, CpuUse, cluster_pids, node_for_cookie
-from .rawhttp import Connection, Response
+from .messages import (
+    EXPECTED_IN_ANSWER,
+    cookie_after,
+    handshake_call,
+    initialize_request,
+    initialized_request,
+    session_headers,
+)
+from .proxy import CpuMeter, CpuUse, cluster_pids, move_to_server_core, node_for_cookie
+from .rawhttp import Connection, Response, render_request
 
 # A request not answered within this long counts as a transport failure.
 REQUEST_TIMEOUT = 10.0
+# Ending the sessions after a run: how long one DELETE may take.
+CLOSE_TIMEOUT = 5.0
 # Sessions being opened at once before the clients start their pace.
 OPEN_CONCURRENCY = 32
 TRANSPORT = 0  # the status recorded when no HTTP answer came back
@@ -49,6 +67,7 @@ class Plan:
     before: float  # seconds of steady pace before the kill
     after: float  # seconds watched once every affected client has recovered
     give_up: float = 30.0  # seconds after the kill when clients still failing count as not recovered
+    keep_cookies: bool = True  # False: clients never send a cookie back
 
 
 @dataclass(frozen=True)
@@ -62,9 +81,10 @@ class Attempt:
 
 
 class Client:
-    def __init__(self, port: int, tls: ssl.SSLContext) -> None:
+    def __init__(self, port: int, tls: ssl.SSLContext, *, keep_cookies: bool = True) -> None:
         self.host = f"{servers.LOOPBACK}:{port}"
         self.connection = Connection(servers.LOOPBACK, port, tls)
+        self.keep_cookies = keep_cookies
         self.cookie = ""
         self.session_id = ""
         self.generation = 0
@@ -84,7 +104,8 @@ class Client:
             now = time.monotonic()
             self.attempts.append(Attempt(now, what, TRANSPORT, False, self.generation, now - sent))
             return None
-        self.cookie = cookie_after(response, self.cookie)
+        if self.keep_cookies:
+            self.cookie = cookie_after(response, self.cookie)
         ok = response.status == expected and (what != "call" or EXPECTED_IN_ANSWER in response.body)
         now = time.monotonic()
         self.attempts.append(Attempt(now, what, response.status, ok, self.generation, now - sent))
@@ -117,6 +138,16 @@ class Client:
             return
         if await self.call() == 404 and await self.initialize():
             await self.call()
+
+    async def end(self) -> None:
+        """DELETE the session (if any: best effort, the run is over) and close the connection."""
+        if self.session_id:
+            headers = session_headers(self.session_id, self.cookie)
+            with contextlib.suppress(OSError, EOFError, TimeoutError, asyncio.LimitOverrunError):
+                await asyncio.wait_for(
+                    self.connection.request(render_request("DELETE", "/mcp", self.host, headers)), CLOSE_TIMEOUT
+                )
+        await self.connection.close()
 
     async def run(self, first: float, period: float, stop: asyncio.Event) -> None:
         due = first
@@ -220,6 +251,37 @@ class Failover:
         return self.failed_before_kill + self.unaffected_failed + self.unrecovered
 
 
+async def revive(started: Cluster, name: str, within: float = 30.0) -> None:
+    """Start a killed node again (a new life: new boot id, no sessions), on the server core, and wait
+    until Traefik routes to it again (the pools and its own service), so that the next run starts whole."""
+    await asyncio.to_thread(started.start_node, name)
+    service = started.nodes[name]
+    assert service.pid is not None
+    move_to_server_core(service.pid)
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            pools = [await asyncio.to_thread(started.servers_up, pool) for pool in ("mcp", "app", name)]
+        except Exception as error:  # Traefik's API busy or restarting; the deadline bounds this
+            pools, last = [], repr(error)
+        else:
+            last = f"up: {pools}"
+        if pools and all(name in up for up in pools):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Traefik did not route to the restarted {name} within {within:g} s ({last})")
+        await asyncio.sleep(0.2)
+
+
+def node_of(started: Cluster, client: Client) -> str:
+    """The node the client's session id names; by its cookie if it has no session ("-": neither says)."""
+    routes = {traefik_config.Node(name, started.node_url(name)).route: name for name in started.node_names}
+    route = route_of(client.session_id)
+    if route in routes:
+        return routes[route]
+    return node_for_cookie(started, client.cookie) if client.cookie else "-"
+
+
 def _kind(status: int) -> str:
     if status == TRANSPORT:
         return "transport"
@@ -231,7 +293,7 @@ def _kind(status: int) -> str:
 async def measure(started: Cluster, plan: Plan) -> Failover:
     """Steady pace, SIGKILL, watch until every affected client has recovered (or `give_up`), then a little more."""
     tls = started.ssl_context()
-    clients = [Client(started.config.https_port, tls) for _ in range(plan.sessions)]
+    clients = [Client(started.config.https_port, tls, keep_cookies=plan.keep_cookies) for _ in range(plan.sessions)]
     pending = iter(clients)
 
     async def opener() -> None:
@@ -251,8 +313,13 @@ async def measure(started: Cluster, plan: Plan) -> Failover:
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        for client in clients:
-            await client.connection.close()
+        remaining = iter(clients)
+
+        async def closer() -> None:
+            for client in remaining:
+                await client.end()
+
+        await asyncio.gather(*(closer() for _ in range(OPEN_CONCURRENCY)))
 
 
 async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -> Failover:
@@ -262,7 +329,7 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
     busy = meter.read()
     harness = (time.process_time() - harness_start) / plan.before
 
-    nodes = [node_for_cookie(started, client.cookie) for client in clients]
+    nodes = [node_of(started, client) for client in clients]
     per_node = {name: nodes.count(name) for name in started.node_names}
     victim = max(per_node, key=per_node.__getitem__)
     generations = [client.generation for client in clients]

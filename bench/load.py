@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import ssl as ssl_module
 import statistics
 import time
@@ -21,6 +22,21 @@ def percentile(values: list[float], fraction: float) -> float:
         return statistics.median(values)
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def sign_test(differences: list[float]) -> float:
+    """Two-sided sign test: how likely paired differences this one-sided are if neither side is faster.
+
+    Ties (zero) are dropped. 1.0 for no pairs.
+    """
+    above = sum(1 for value in differences if value > 0)
+    below = sum(1 for value in differences if value < 0)
+    pairs = above + below
+    if not pairs:
+        return 1.0
+    extreme = max(above, below)
+    tail: float = sum(math.comb(pairs, count) for count in range(extreme, pairs + 1)) / (1 << pairs)
+    return min(1.0, 2 * tail)
 
 
 @dataclass

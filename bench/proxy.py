@@ -8,14 +8,23 @@ Once started, the nodes and Traefik are moved to the server core (Redis stays
 on the client core, as in the other scenarios).
 
 One handshake-era session is opened through Traefik, whose sticky cookie pins it
-to one node. The same session is then called, alternating, three ways with the
-same request bytes (Host, cookie, session id):
+to one node. The same session is then called, alternating, five ways with the
+same request bytes (Host, cookie, session id), but for the last, which sends
+no cookie:
 
 - `direct`: plain HTTP to that node's own port;
 - `traefik-http`: a second, bench-only Traefik whose configuration is the
   cluster's own (deploy/traefik_config.py) with TLS taken off the entrypoint
   and the routers, to tell Traefik's own cost from TLS's;
-- `traefik-https`: the cluster's Traefik over TLS, the way clients reach it.
+- `traefik-http-sticky`: the same bench-only Traefik on a second entrypoint
+  that has only the sticky-cookie router (`mcp`, the routing before ADR 8);
+- `traefik-https`: the cluster's Traefik over TLS, the way clients reach it;
+- `traefik-https-header`: the same, from a client that keeps no cookie.
+
+The session id names its node, so on the cluster's own entrypoint the node's
+header router (`mcp-<node>`, priority 250) takes the request whether or not
+it carries the cookie; only the bench-only second entrypoint routes it by the
+cookie. Which router served each path is read back from Traefik's access logs.
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import ssl
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +54,10 @@ from .messages import handshake_call, open_sticky_session
 from .rawhttp import Connection, render_request
 from .throughput import Plan
 
-PATHS = ("direct", "traefik-http", "traefik-https")
+PATHS = ("direct", "traefik-http", "traefik-http-sticky", "traefik-https", "traefik-https-header")
+# The bench-only Traefik's second entrypoint: every router but the per-node header routers.
+STICKY_ENTRYPOINT = "sticky-only"
+STICKY_SUFFIX = "-sticky-only"
 CONCURRENCIES = (1, 32)
 # Each round of a plan is sent in this many slices, the paths taking turns.
 SLICES_PER_ROUND = 5
@@ -60,6 +74,8 @@ class PathRow:
     path: str  # one of PATHS
     concurrency: int
     stats: RunStats
+    # The median of each slice, ms, in the order sent: slice n of every path ran in the same turn.
+    slice_medians: list[float] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -71,9 +87,16 @@ class ProxyCost:
     pinned: bool  # nodes and Traefik moved to the server core
     tls: str  # what the HTTPS path negotiated: protocol version and cipher
     cpu: CpuUse  # the server core over all the measured rows
+    # Measured /mcp requests by where they entered and the router Traefik's access log names.
+    routers: dict[str, Counter[str]] = field(default_factory=dict)
 
     def row(self, path: str, concurrency: int) -> PathRow:
         return next(row for row in self.rows if row.path == path and row.concurrency == concurrency)
+
+    def paired_ms(self, path: str, base: str, concurrency: int) -> list[float]:
+        """`path`'s slice medians minus `base`'s, turn by turn (the two ran back to back), ms."""
+        pairs = zip(self.row(path, concurrency).slice_medians, self.row(base, concurrency).slice_medians, strict=True)
+        return [ours - theirs for ours, theirs in pairs]
 
     def added_median_ms(self, path: str, concurrency: int, base: str = "direct") -> float:
         return self.row(path, concurrency).stats.median_ms - self.row(base, concurrency).stats.median_ms
@@ -182,12 +205,17 @@ def node_for_cookie(started: Cluster, cookie: str) -> str:
     raise RuntimeError(f"the sticky cookie {cookie!r} names none of {started.node_names}")
 
 
-def plain_http_config(started: Cluster, port: int, directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def plain_http_config(
+    started: Cluster, port: int, directory: Path, sticky_port: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cluster's own Traefik configuration with TLS taken off, listening on `port`: (static, dynamic).
 
     Everything else (routers, sticky cookie, health checks, timeouts, access
     log) is what deploy/traefik_config.py makes; the entrypoint keeps its name
     because the routers refer to it. No dashboard: the cluster's has one.
+    With `sticky_port`, a second entrypoint there gets copies of every router
+    but the per-node header routers (ADR 8): the routing before them, /mcp by
+    the sticky cookie alone, in the same process and to the same services.
     """
     setup = dataclasses.replace(
         started.traefik_setup(),
@@ -200,18 +228,39 @@ def plain_http_config(started: Cluster, port: int, directory: Path) -> tuple[dic
     del static["entryPoints"][traefik_config.ENTRYPOINT]["http"]["tls"]
     dynamic = traefik_config.dynamic_config(setup)
     del dynamic["tls"]
-    for router in dynamic["http"]["routers"].values():
+    routers = dynamic["http"]["routers"]
+    for router in routers.values():
         del router["tls"]
+    if sticky_port is not None:
+        entry_points = static["entryPoints"]
+        entry_points[STICKY_ENTRYPOINT] = {
+            **entry_points[traefik_config.ENTRYPOINT],
+            "address": f"{servers.LOOPBACK}:{sticky_port}",
+        }
+        header_routers = {traefik_config.session_router_name(node) for node in started.traefik_setup().nodes}
+        for name, router in list(routers.items()):
+            if name not in header_routers:
+                routers[f"{name}{STICKY_SUFFIX}"] = {**router, "entryPoints": [STICKY_ENTRYPOINT]}
     return static, dynamic
 
 
+@dataclass(frozen=True)
+class PlainTraefik:
+    process: servers.ServerProcess
+    sticky_port: int  # the entrypoint with the sticky-cookie router alone
+    access_log: Path
+
+
 @contextlib.asynccontextmanager
-async def plain_traefik(started: Cluster, log_dir: Path) -> AsyncIterator[servers.ServerProcess]:
+async def plain_traefik(started: Cluster, log_dir: Path) -> AsyncIterator[PlainTraefik]:
     """The bench-only plain-HTTP Traefik in front of the same nodes, on the server core."""
     port = servers.free_port()
+    sticky_port = servers.free_port()
+    while sticky_port == port:
+        sticky_port = servers.free_port()
     directory = log_dir / "traefik-plain"
     directory.mkdir(parents=True, exist_ok=True)
-    static, dynamic = plain_http_config(started, port, directory)
+    static, dynamic = plain_http_config(started, port, directory, sticky_port)
     (directory / "traefik.yml").write_text(yaml.safe_dump(static, sort_keys=False))
     (directory / "dynamic.yml").write_text(yaml.safe_dump(dynamic, sort_keys=False))
     argv = [str(traefik_binary()), f"--configFile={directory / 'traefik.yml'}"]
@@ -220,7 +269,8 @@ async def plain_traefik(started: Cluster, log_dir: Path) -> AsyncIterator[server
     )
     with process:
         await _wait_until_routing(port)
-        yield process
+        await _wait_until_routing(sticky_port)
+        yield PlainTraefik(process, sticky_port, directory / "access.log")
 
 
 async def _wait_until_routing(port: int, within: float = 15.0) -> None:
@@ -255,21 +305,27 @@ async def measure(started: Cluster, plan: Plan, log_dir: Path) -> ProxyCost:
     finally:
         await opener.close()
     node = node_for_cookie(started, cookie)
-    factory = handshake_call(host, session_id, cookie)
+    with_cookie, without_cookie = handshake_call(host, session_id, cookie), handshake_call(host, session_id)
+    assert started.traefik is not None
     async with plain_traefik(started, log_dir) as plain:
         targets: dict[str, tuple[int, ssl.SSLContext | None]] = {
             "direct": (started.config.node_ports[started.node_names.index(node)], None),
-            "traefik-http": (plain.port, None),
+            "traefik-http": (plain.process.port, None),
+            "traefik-http-sticky": (plain.sticky_port, None),
             "traefik-https": (https_port, tls),
+            "traefik-https-header": (https_port, tls),
         }
 
         async def run(path: str, total: int, concurrency: int) -> RunStats:
             port, context = targets[path]
+            factory = without_cookie if path == "traefik-https-header" else with_cookie
             return await run_load(servers.LOOPBACK, port, factory, total, concurrency, ssl=context)
 
         for path in PATHS:
             await run(path, plan.warmup, max(CONCURRENCIES))
-        meter = CpuMeter({**cluster_pids(started), "traefik (plain HTTP)": plain.pid})
+        logs = {"cluster": started.access_log_path, "bench-only": plain.access_log}
+        offsets = {name: _size(log) for name, log in logs.items()}
+        meter = CpuMeter({**cluster_pids(started), "traefik (plain HTTP)": plain.process.pid})
         rows = []
         size = max(1, plan.requests // SLICES_PER_ROUND)
         for concurrency in CONCURRENCIES:
@@ -280,8 +336,13 @@ async def measure(started: Cluster, plan: Plan, log_dir: Path) -> ProxyCost:
                 shift = number % len(PATHS)  # who goes first rotates too
                 for path in PATHS[shift:] + PATHS[:shift]:
                     runs[path].append(await run(path, size, concurrency))
-            rows += [PathRow(path, concurrency, RunStats.combine(runs[path])) for path in PATHS]
+            rows += [
+                PathRow(path, concurrency, RunStats.combine(runs[path]), [run.median_ms for run in runs[path]])
+                for path in PATHS
+            ]
         cpu = meter.read()
+        # Traefik writes an entry once the answer is done: the last ones are there by now.
+        routers = {name: _routers_logged(log, offsets[name]) for name, log in logs.items()}
     return ProxyCost(
         node=node,
         rows=rows,
@@ -290,7 +351,35 @@ async def measure(started: Cluster, plan: Plan, log_dir: Path) -> ProxyCost:
         pinned=servers.pinning_available(),
         tls=await _negotiated(https_port, tls),
         cpu=cpu,
+        routers={
+            f"{name} Traefik, entrypoint {entrypoint}": count
+            for name, by_entrypoint in routers.items()
+            for entrypoint, count in sorted(by_entrypoint.items())
+        },
     )
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _routers_logged(log: Path, offset: int) -> dict[str, Counter[str]]:
+    """/mcp requests in a Traefik JSON access log from `offset` on: routers counted by entrypoint."""
+    found: dict[str, Counter[str]] = {}
+    if not log.exists():
+        return found
+    with log.open(errors="replace") as lines:
+        lines.seek(offset)
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line being written as we read
+            if str(entry.get("RequestPath", "")).startswith("/mcp"):
+                entrypoint = str(entry.get("entryPointName") or entry.get("EntryPointName") or "?")
+                router = str(entry.get("RouterName", "?")).removesuffix("@file")
+                found.setdefault(entrypoint, Counter())[router] += 1
+    return found
 
 
 async def _negotiated(port: int, context: ssl.SSLContext) -> str:

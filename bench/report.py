@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,10 +15,12 @@ import matplotlib.pyplot as plt
 from .app_only import SLICE, AppCost
 from .capacity import Capacity
 from .failover import Failover
-from .load import percentile
+from .load import percentile, sign_test
 from .notify import NotifyLatency
 from .proxy import SLICES_PER_ROUND, CpuUse, ProxyCost
 from .redis_cost import RedisCost
+from .relay import SLICES_PER_ROUND as RELAY_SLICES_PER_ROUND
+from .relay import RelayCost, RelayRow
 from .throughput import ERAS, Plan, Row
 
 SCENARIOS = {
@@ -28,9 +31,19 @@ MODE_LABELS = {"json": "JSON", "sse": "SSE"}
 NOT_YET: tuple[str, ...] = ()
 PATH_LABELS = {
     "direct": "straight to the node (HTTP)",
-    "traefik-http": "through Traefik, plain HTTP (bench-only)",
-    "traefik-https": "through Traefik, HTTPS (the cluster's)",
+    "traefik-http": "through Traefik, plain HTTP (bench-only; header router)",
+    "traefik-http-sticky": "through Traefik, plain HTTP, cookie routing (bench-only; sticky router)",
+    "traefik-https": "through Traefik, HTTPS (the cluster's; cookie sent, header router)",
+    "traefik-https-header": "through Traefik, HTTPS, no cookie (the cluster's; header router)",
 }
+PATH_TICKS = {
+    "direct": "direct",
+    "traefik-http": "HTTP\nheader",
+    "traefik-http-sticky": "HTTP\ncookie",
+    "traefik-https": "HTTPS\n+cookie",
+    "traefik-https-header": "HTTPS\nno cookie",
+}
+RELAY_MODE_LABELS = {"sse": "SSE (the default)", "json": "JSON (`MCP_JSON_RESPONSE=1`)"}
 # Issue 6's targets.
 THROUGHPUT_TARGET = 1.0
 PROXY_TARGET_MS = 1.0
@@ -41,6 +54,9 @@ NOTIFY_P99_TARGET_MS = 20.0
 APP_COST_NOISE = 0.9  # application ref/ours below this counts as ours costing more
 RECOVERY_TARGET_S = 10.0
 FAILED_PER_CLIENT_TARGET = 1
+RELAY_ADDED_TARGET_MS = 1.5
+# Paired slices that differ one way this consistently (two-sided sign test) count as a measurable difference.
+MEASURABLE_P = 0.05
 # Server-core load the cluster's processes do not explain (the kernel's loopback networking
 # is part of it, about a tenth of the core here under load) beyond which the report warns.
 OTHER_LOAD_WARNING = 0.2
@@ -61,12 +77,13 @@ def write(
     capacity: Capacity | None = None,
     notify: NotifyLatency | None = None,
     proxy: ProxyCost | None = None,
-    failover: Failover | None = None,
+    failover: Sequence[Failover] = (),
+    relay: RelayCost | None = None,
     app_cost: AppCost | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
-    _plot(plot, rows, capacity, notify, proxy, failover)
+    _plot(plot, rows, capacity, notify, proxy, failover, relay)
     out.write_text(
         _markdown(
             rows,
@@ -81,6 +98,7 @@ def write(
             notify,
             proxy,
             failover,
+            relay,
             app_cost,
         )
     )
@@ -99,7 +117,8 @@ def _markdown(
     capacity: Capacity | None,
     notify: NotifyLatency | None,
     proxy: ProxyCost | None,
-    failover: Failover | None,
+    failover: Sequence[Failover],
+    relay: RelayCost | None,
     app_cost: AppCost | None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -129,7 +148,7 @@ def _markdown(
         "",
         "## Targets",
         "",
-        *_targets(rows, proxy, capacity, notify, failover, app_cost),
+        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost),
         "",
         f"![throughput and p99 latency]({plot_name})",
         "",
@@ -162,6 +181,12 @@ def _markdown(
         "",
     ]
     lines += ["## Scenario 7: Redis cost on an established session", "", *_redis_section(redis, redis_skipped), ""]
+    lines += [
+        "## Scenario 8: the relay's cost: `tools/call` to the session's node, and to another node that relays it",
+        "",
+        *_relay_section(relay, redis_skipped),
+        "",
+    ]
     if profile:
         lines += ["## Where our time goes (py-spy, our node)", "", *profile, ""]
     lines += ["## Machine", "", "| | |", "|---|---|"]
@@ -216,7 +241,8 @@ def _targets(
     proxy: ProxyCost | None,
     capacity: Capacity | None,
     notify: NotifyLatency | None,
-    failover: Failover | None,
+    failover: Sequence[Failover],
+    relay: RelayCost | None,
     app_cost: AppCost | None,
 ) -> list[str]:
     """Issue 6's targets against this run, one line each; the sections below hold the details."""
@@ -244,6 +270,14 @@ def _targets(
         lines.append(
             f"| Scenario 3: Traefik adds under {PROXY_TARGET_MS:g} ms at p50 | {added:+.2f} ms (HTTPS, one client) "
             f"| {_verdict(added < PROXY_TARGET_MS, f'{added - PROXY_TARGET_MS:.2f} ms over')} |"
+        )
+        routing = _routing_difference(proxy, "traefik-http", "traefik-http-sticky")
+        cookieless = _routing_difference(proxy, "traefik-https-header", "traefik-https")
+        lines.append(
+            "| Scenario 3: header routing beside cookie routing through Traefik, no measurable difference "
+            f"| header router minus sticky router (plain HTTP, one client): {_difference_text(routing)}; "
+            f"HTTPS without the cookie minus with it: {_difference_text(cookieless)} "
+            f"| {_verdict(not routing.measurable, f'{routing.median_ms:+.3f} ms at p50, consistent across slices')} |"
         )
     if capacity is not None and capacity.steps:
         largest = capacity.steps[-1]
@@ -279,13 +313,24 @@ def _targets(
             f"| Scenario 5: notification p99 under {NOTIFY_P99_TARGET_MS:g} ms | {notify.p99_ms:.2f} ms "
             f"| {_verdict(notify.p99_ms < NOTIFY_P99_TARGET_MS, over)} |"
         )
-    if failover is not None:
-        gaps = _failover_gaps(failover)
-        slowest = max(failover.recovery_times, default=float("nan"))
+    for run in failover:
+        gaps = _failover_gaps(run)
+        slowest = max(run.recovery_times, default=float("nan"))
         lines.append(
-            f"| Scenario 6: every client recovered within {RECOVERY_TARGET_S:g} s, at most "
-            f"{FAILED_PER_CLIENT_TARGET} failed request each | slowest {slowest:.2f} s; failed requests per "
-            f"affected client: {_counts(failover)} | {_verdict(not gaps, '; '.join(gaps))} |"
+            f"| Scenario 6{'' if run.plan.keep_cookies else ', clients that keep no cookies'}: every client "
+            f"recovered within {RECOVERY_TARGET_S:g} s, at most {FAILED_PER_CLIENT_TARGET} failed request each "
+            f"| slowest {slowest:.2f} s; failed requests per affected client: {_counts(run)} "
+            f"| {_verdict(not gaps, '; '.join(gaps))} |"
+        )
+    if relay is not None and relay.rows:
+        worst = max(relay.rows, key=lambda row: row.added_median_ms)
+        measured = "; ".join(
+            f"{MODE_LABELS[row.mode]} {row.added_median_ms:+.2f} ms (p99 {row.added_p99_ms:+.2f} ms)"
+            for row in relay.rows
+        )
+        lines.append(
+            f"| Scenario 8: a relayed `tools/call` adds under {RELAY_ADDED_TARGET_MS:g} ms at p50 | {measured} "
+            f"| {_verdict(worst.added_median_ms < RELAY_ADDED_TARGET_MS, _relay_gap(worst))} |"
         )
     return lines if len(lines) > 2 else [NOT_RUN]
 
@@ -405,6 +450,37 @@ def _notify_section(notify: NotifyLatency | None, skipped: str) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Difference:
+    """One path against another, slice by slice (each pair ran back to back)."""
+
+    median_ms: float  # of the paired differences of slice medians
+    pairs: int
+    higher: int  # pairs where the first path's median was the higher
+    p: float  # two-sided sign test
+
+    @property
+    def measurable(self) -> bool:
+        return self.p < MEASURABLE_P
+
+
+def _routing_difference(proxy: ProxyCost, path: str, base: str, concurrency: int = 1) -> Difference:
+    paired = proxy.paired_ms(path, base, concurrency)
+    return Difference(
+        median_ms=percentile(paired, 0.5),
+        pairs=len(paired),
+        higher=sum(1 for value in paired if value > 0),
+        p=sign_test(paired),
+    )
+
+
+def _difference_text(difference: Difference) -> str:
+    return (
+        f"{difference.median_ms:+.3f} ms median of {difference.pairs} paired slices, higher in "
+        f"{difference.higher} (sign test p = {difference.p:.2f})"
+    )
+
+
 def _proxy_section(proxy: ProxyCost | None, skipped: str) -> list[str]:
     if proxy is None:
         return [f"Not measured: {skipped} (the cluster needs it)" if skipped else NOT_RUN]
@@ -423,18 +499,26 @@ def _proxy_section(proxy: ProxyCost | None, skipped: str) -> list[str]:
             else "Nothing is pinned (no taskset or one core). "
         )
         + "One handshake-era session is opened through Traefik's HTTPS entrypoint; its sticky cookie pins it to "
-        f"{proxy.node}. The same session and the same request bytes (the proxy's Host, the `_mcp_backend` cookie, "
-        "the session id) then go three ways: **straight to the node**, plain HTTP to its own port; **through "
-        "Traefik, plain HTTP**, a second, bench-only Traefik whose configuration is the cluster's (same routers, "
-        "sticky cookie, health checks, access log) with TLS taken off the entrypoint and routers, so the proxy "
-        "and TLS can be told apart; **through Traefik, HTTPS**, the cluster's own entrypoint, the way clients "
-        f"reach it ({proxy.tls}; the client's TLS is Python's `ssl` under asyncio, so its CPU is in these "
-        "latencies too). Through Traefik the node also receives the X-Forwarded-* headers Traefik adds. "
-        f"Each row: {slices * proxy.slice_size} requests in {slices} slices of {proxy.slice_size}, the three "
-        "paths taking turns slice by slice (who goes first rotates), so a load that comes and goes on the machine "
-        f"lands on every path alike; {plan.warmup} warm-up requests per path first. Connections are opened "
-        "before the clock starts (no TLS handshake is timed). With 32 clients Traefik and the node share one "
-        f"core, so throughput there also shows Traefik's CPU. Over the measured rows {_cpu_use(proxy.cpu)}.",
+        f"{proxy.node}, whose route its session id carries. The same session and the same request bytes (the "
+        "proxy's Host, the `_mcp_backend` cookie, the session id) then go five ways: **straight to the node**, "
+        "plain HTTP to its own port; **through Traefik, plain HTTP**, a second, bench-only Traefik whose "
+        "configuration is the cluster's (same routers, sticky cookie, health checks, access log) with TLS taken "
+        "off the entrypoint and routers, so the proxy and TLS can be told apart; **through Traefik, plain HTTP, "
+        "cookie routing**, the same bench-only Traefik on a second entrypoint that has copies of every router "
+        "but the per-node header routers (the routing before ADR 8: the sticky router `mcp` picks the node by "
+        "the cookie), to the same services; **through Traefik, HTTPS**, the cluster's own entrypoint, the way "
+        f"clients reach it ({proxy.tls}; the client's TLS is Python's `ssl` under asyncio, so its CPU is in these "
+        "latencies too); and **through Traefik, HTTPS, no cookie**, the same without the `Cookie` header, as a "
+        "client that keeps no cookies sends it. Since the session id names its node, the node's header router "
+        "(`mcp-<node>`, priority 250, above the sticky router's 200) takes the request on the cluster's "
+        "entrypoint whether the cookie comes along or not; the routers Traefik's access logs name for the "
+        "measured requests are listed below the table. Through Traefik the node also receives the X-Forwarded-* "
+        f"headers Traefik adds. Each row: {slices * proxy.slice_size} requests in {slices} slices of "
+        f"{proxy.slice_size}, the five paths taking turns slice by slice (who goes first rotates), so a load that "
+        f"comes and goes on the machine lands on every path alike; {plan.warmup} warm-up requests per path first. "
+        "Connections are opened before the clock starts (no TLS handshake is timed). With 32 clients Traefik and "
+        "the node share one core, so throughput there also shows Traefik's CPU. Over the measured rows "
+        f"{_cpu_use(proxy.cpu)}.",
         "",
         "| Path | Clients | Median ms | p99 ms | req/s | Median added vs direct ms | Client CPU us/req | Errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -447,6 +531,11 @@ def _proxy_section(proxy: ProxyCost | None, skipped: str) -> list[str]:
             f"| {PATH_LABELS[row.path]} | {row.concurrency} | {stats.median_ms:.2f} | {stats.p99_ms:.2f} "
             f"| {stats.throughput:.0f} | {added} | {cpu_us:.0f} | {stats.errors} |"
         )
+    routed = "; ".join(
+        f"{where}: " + ", ".join(f"{router} {count}" for router, count in counts.most_common())
+        for where, counts in proxy.routers.items()
+    )
+    lines += ["", f"Routers in Traefik's access logs for the measured /mcp requests: {routed or 'none logged'}."]
     added_ms = proxy.added_median_ms("traefik-https", 1)
     tls_share = proxy.added_median_ms("traefik-https", 1, base="traefik-http")
     verdict = "met" if added_ms < PROXY_TARGET_MS else f"not met (gap {added_ms - PROXY_TARGET_MS:.2f} ms)"
@@ -456,6 +545,30 @@ def _proxy_section(proxy: ProxyCost | None, skipped: str) -> list[str]:
         f"straight to the node, one client): {added_ms:+.2f} ms — {verdict}. Of that, TLS (HTTPS against plain "
         f"HTTP through Traefik, both ends) is {tls_share:+.2f} ms and the proxy itself "
         f"{proxy.added_median_ms('traefik-http', 1):+.2f} ms.",
+        "",
+        "Header routing beside cookie routing, one client, compared slice by slice (the paths of one turn ran "
+        "back to back; a sign test asks whether one side was higher more often than chance allows):",
+        "",
+        "| Comparison | Clients | Median of paired differences ms | Pairs | First higher in | Sign test p |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    comparisons = (
+        ("header router minus sticky router (plain HTTP, same Traefik)", "traefik-http", "traefik-http-sticky"),
+        ("HTTPS, no cookie minus with the cookie (both by the header router)", "traefik-https-header", "traefik-https"),
+    )
+    for label, path, base in comparisons:
+        for concurrency in sorted({row.concurrency for row in proxy.rows}):
+            difference = _routing_difference(proxy, path, base, concurrency)
+            lines.append(
+                f"| {label} | {concurrency} | {difference.median_ms:+.3f} | {difference.pairs} | {difference.higher} "
+                f"| {difference.p:.2f} |"
+            )
+    routing = _routing_difference(proxy, "traefik-http", "traefik-http-sticky")
+    lines += [
+        "",
+        "Target: header routing shows no measurable difference from cookie routing (one client, p < "
+        f"{MEASURABLE_P:g} counts as measurable): {_difference_text(routing)} — "
+        + ("met." if not routing.measurable else f"not met ({routing.median_ms:+.3f} ms)."),
     ]
     first_error = next((row.stats.first_error for row in proxy.rows if row.stats.first_error), "")
     if first_error:
@@ -467,60 +580,175 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}"  # NaN: nothing to measure
 
 
-def _failover_section(failover: Failover | None, skipped: str) -> list[str]:
-    if failover is None:
+def _run_label(run: Failover) -> str:
+    return "clients with cookies" if run.plan.keep_cookies else "clients without cookies"
+
+
+def _failover_section(runs: Sequence[Failover], skipped: str) -> list[str]:
+    if not runs:
         return [f"Not measured: {skipped} (the cluster needs it)" if skipped else NOT_RUN]
-    plan = failover.plan
-    affected = failover.affected
-    spread = ", ".join(f"{name} {count}" for name, count in failover.per_node.items())
-    busy = failover.busy_before
+    plan = runs[0].plan
     lines = [
         "The same cluster (after scenario 3 when both run), with the committed health checks (active: /healthz "
         f"every 1 s, 3 s timeout; passive: one failed request takes a node out). {plan.sessions} clients, each with "
-        "its own keep-alive HTTPS connection to Traefik, its own `_mcp_backend` cookie and its own handshake-era "
-        f"session, initialized through Traefik, which spread them: {spread}. Each client calls `tools/call` "
+        "its own keep-alive HTTPS connection to Traefik and its own handshake-era session, initialized through "
+        "Traefik (the sticky router places `initialize`). Each client calls `tools/call` "
         f"once every {plan.period:g} s at its own phase (phases spread evenly: "
-        f"{plan.sessions / plan.period:.0f} calls/s in all). On 404 a client initializes again at once (the "
-        "answer's Set-Cookie re-pins it), sends `notifications/initialized` and calls again; on a 5xx or a "
+        f"{plan.sessions / plan.period:.0f} calls/s in all). On 404 a client initializes again at once, sends "
+        "`notifications/initialized` and calls again; on a 5xx or a "
         "transport error it tries the same session again at its next turn. After "
-        f"{plan.before:g} s of steady pace, {failover.victim} (the node with the most sessions) is SIGKILLed; "
+        f"{plan.before:g} s of steady pace the node with the most sessions is SIGKILLed; "
         f"watching goes on until every affected client has recovered (or {plan.give_up:g} s) and "
-        f"{plan.after:g} s more ({failover.observed:.1f} s in all). A client has recovered once a call on a "
+        f"{plan.after:g} s more. A client has recovered once a call on a "
         "session opened after the kill is answered; time to recover counts from the SIGKILL, so it includes "
         f"waiting for the client's next turn (up to {plan.period:g} s). A failed request is any request not "
         "answered as asked: a 5xx, a transport error, or a 404. "
         "From the kill on, Traefik's API is polled every 50 ms for the nodes its sticky service routes to (it "
-        "answers late when the core is busy), and Traefik's log is read for failed health checks. "
-        f"Before the kill {_cpu_use(busy)}; the harness used {failover.harness_busy * 100:.0f} % of the client "
-        f"core. From the kill to the end the server core was {failover.core_busy_after * 100:.0f} % busy.",
+        "answers late when the core is busy), and Traefik's log is read for failed health checks.",
         "",
-        "| Measure | Value |",
-        "|---|---:|",
-        f"| Affected clients (sessions on {failover.victim}) | {len(affected)} |",
-        f"| Recovered within {plan.give_up:g} s | {len(affected) - failover.unrecovered} |",
-        f"| Time to recover since the kill, p50 / p99 / max s | {_seconds(failover.recovery_percentile(0.5))} / "
-        f"{_seconds(failover.recovery_percentile(0.99))} / {_seconds(max(failover.recovery_times, default=None))} |",
-        f"| From a client's first failed request to its recovery, p50 / max s "
-        f"| {_seconds(percentile(failover.down_times, 0.5))} / {_seconds(max(failover.down_times, default=None))} |",
-        f"| Failed requests per affected client: clients with 0 / 1 / 2 / 3+ "
-        f"| {' / '.join(str(n) for n in _histogram(failover))} |",
-        f"| Most failed requests of one affected client | {max(failover.failed_per_client, default=0)} |",
-        f"| Affected clients' 5xx answers / transport failures / 404s | {failover.kind_total('5xx')} / "
-        f"{failover.kind_total('transport')} / {failover.kind_total('404')} |",
-        f"| Last 5xx answer, after the kill s | {_seconds(failover.last_5xx)} |",
-        f"| Traefik's API first showed {failover.victim} out of rotation, after s "
-        f"| {_seconds(failover.rotation.victim_out)} |",
-        f"| Surviving nodes Traefik's API showed out of rotation (first seen, s after the kill) "
-        f"| {_survivors_out(failover)} |",
-        f"| Failed health checks of surviving nodes after the kill (of which timed out) "
-        f"| {failover.survivor_health_failures[0]} ({failover.survivor_health_failures[1]}) |",
-        f"| Unaffected clients ({len(failover.unaffected)}): failed requests | {failover.unaffected_failed} |",
-        f"| Failed requests before the kill (all clients) | {failover.failed_before_kill} |",
-        f"| `tools/call` p50 / p99 ms: before the kill; unaffected clients after it "
-        f"| {_ms(failover.before_latencies)}; {_ms(failover.after_latencies)} |",
+        "The scenario runs twice. **Clients with cookies** send back the `_mcp_backend` cookie (its Set-Cookie "
+        "re-pins a client's next `initialize`); **clients without cookies** never send one, as Node's `fetch` "
+        "and the hosts built on it do (ADR 8). Either way, once a session is open its id names its node, and the "
+        "node's header router carries the client there; after the kill that router's failover sends the "
+        "session's requests to the pool, where a live node answers 404. Between the runs every client DELETEs "
+        "its session and the killed node is started again (a new life) and back in Traefik's rotation.",
         "",
-        *_failover_verdict(failover),
+        "| Measure | " + " | ".join(_run_label(run) for run in runs) + " |",
+        "|---|" + "---:|" * len(runs),
     ]
+
+    def row(label: str, value: Callable[[Failover], object]) -> None:
+        lines.append(f"| {label} | " + " | ".join(str(value(run)) for run in runs) + " |")
+
+    row("Sessions per node before the kill", lambda r: ", ".join(f"{n} {c}" for n, c in r.per_node.items()))
+    row("Node killed; affected clients (sessions on it)", lambda r: f"{r.victim}; {len(r.affected)}")
+    row(f"Recovered within {plan.give_up:g} s", lambda r: len(r.affected) - r.unrecovered)
+    row(
+        "Time to recover since the kill, p50 / p99 / max s",
+        lambda r: (
+            f"{_seconds(r.recovery_percentile(0.5))} / {_seconds(r.recovery_percentile(0.99))} / "
+            f"{_seconds(max(r.recovery_times, default=None))}"
+        ),
+    )
+    row(
+        "From a client's first failed request to its recovery, p50 / max s",
+        lambda r: f"{_seconds(percentile(r.down_times, 0.5))} / {_seconds(max(r.down_times, default=None))}",
+    )
+    row(
+        "Failed requests per affected client: clients with 0 / 1 / 2 / 3+",
+        lambda r: " / ".join(str(n) for n in _histogram(r)),
+    )
+    row("Most failed requests of one affected client", lambda r: max(r.failed_per_client, default=0))
+    row(
+        "Affected clients' 5xx answers / transport failures / 404s",
+        lambda r: f"{r.kind_total('5xx')} / {r.kind_total('transport')} / {r.kind_total('404')}",
+    )
+    row("Last 5xx answer, after the kill s", lambda r: _seconds(r.last_5xx))
+    row(
+        "Traefik's API first showed the killed node out of rotation, after s", lambda r: _seconds(r.rotation.victim_out)
+    )
+    row("Surviving nodes Traefik's API showed out of rotation (first seen, s after the kill)", _survivors_out)
+    row(
+        "Failed health checks of surviving nodes after the kill (of which timed out)",
+        lambda r: f"{r.survivor_health_failures[0]} ({r.survivor_health_failures[1]})",
+    )
+    row(
+        "Unaffected clients: how many, and their failed requests",
+        lambda r: f"{len(r.unaffected)}: {r.unaffected_failed}",
+    )
+    row("Failed requests before the kill (all clients)", lambda r: r.failed_before_kill)
+    row(
+        "`tools/call` p50 / p99 ms: before the kill; unaffected clients after it",
+        lambda r: f"{_ms(r.before_latencies)}; {_ms(r.after_latencies)}",
+    )
+    row(
+        "Server core busy before the kill; after it",
+        lambda r: f"{r.busy_before.core * 100:.0f} %; {r.core_busy_after * 100:.0f} %",
+    )
+    row("Harness's share of the client core before the kill", lambda r: f"{r.harness_busy * 100:.0f} %")
+    row("Watched after the kill s", lambda r: f"{r.observed:.1f}")
+    lines.append("")
+    for run in runs:
+        lines += [f"Before the kill ({_run_label(run)}) {_cpu_use(run.busy_before)}.", ""]
+    for run in runs:
+        lines += [f"**{_run_label(run).capitalize()}.** {_failover_verdict(run)[0]}", ""]
+    return lines[:-1]
+
+
+def _relay_gap(row: RelayRow) -> str:
+    edge, owner = row.cpu_us["relayed"]["edge"], row.cpu_us["relayed"]["owner"]
+    return (
+        f"{row.added_median_ms - RELAY_ADDED_TARGET_MS:.2f} ms over ({MODE_LABELS[row.mode]}); a relayed call "
+        f"costs the edge node {edge:.0f} us of CPU and the owner {owner:.0f} us (a direct one: the owner "
+        f"{row.cpu_us['direct']['owner']:.0f} us), on one shared core: the edge's own HTTP serving and relay work "
+        "is most of what is added (see Scenario 8)"
+    )
+
+
+def _relay_section(relay: RelayCost | None, skipped: str) -> list[str]:
+    if relay is None:
+        return [f"Not measured: {skipped} (the relay needs it)" if skipped else NOT_RUN]
+    plan = relay.plan
+    slices = plan.rounds * RELAY_SLICES_PER_ROUND
+    lines = [
+        "Two daphne nodes of ours (the echo server, `REDIS_URL` on one private redis-server, the relay on, as it "
+        "is by default) "
+        + (
+            "on the server core; Redis and the harness on the client core. "
+            if relay.pinned
+            else "with nothing pinned (no taskset or one core). "
+        )
+        + "One handshake-era session is opened on the owner. The same request bytes (the owner's Host and the "
+        "session id, no cookie) then go two ways, sequentially on one keep-alive connection: **direct**, to the "
+        "owner's own port; **relayed**, to the other node (the edge), which does not hold the session: it looks "
+        "the owner up in the registry (the first time only; owners are then remembered), PUBLISHes the request "
+        "to the owner's inbox, and writes back the answer the owner PUBLISHes to its own "
+        "(sessions_app/http/relay.py). This is the path of a request that reaches the wrong node through a "
+        "proxy with no MCP rules (a round-robin Service); through the cluster's Traefik the header router sends "
+        "it to the right node. Each answer mode gets its own pair of nodes. Each row: "
+        f"{slices * relay.slice_size} requests in {slices} slices of {relay.slice_size}, the two paths taking "
+        f"turns slice by slice (who goes first alternates), after {plan.warmup} warm-up requests per path. CPU "
+        "per request is each process's CPU time (utime + stime) over the slices of one path, divided by its "
+        "requests: what a call costs each process, the harness aside.",
+        "",
+        "| Answers | Path | Median ms | p99 ms | req/s | CPU us/req: owner / edge / Redis | Errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in relay.rows:
+        for path in ("direct", "relayed"):
+            stats, cpu = row.stats(path), row.cpu_us[path]
+            lines.append(
+                f"| {RELAY_MODE_LABELS[row.mode]} | {path} | {stats.median_ms:.2f} | {stats.p99_ms:.2f} "
+                f"| {stats.throughput:.0f} | {cpu['owner']:.0f} / {cpu['edge']:.0f} / {cpu['redis']:.0f} "
+                f"| {stats.errors} |"
+            )
+    lines += [
+        "",
+        "| Answers | Added at p50 ms | Added at p99 ms | Relayed throughput / direct | Paired slices: median, "
+        "10th-90th percentile of (relayed - direct) ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in relay.rows:
+        ratio = row.relayed.throughput / row.direct.throughput if row.direct.throughput else 0.0
+        paired = row.paired_ms
+        lines.append(
+            f"| {RELAY_MODE_LABELS[row.mode]} | {row.added_median_ms:+.2f} | {row.added_p99_ms:+.2f} | {ratio:.2f} "
+            f"| {percentile(paired, 0.5):+.2f} ({percentile(paired, 0.1):+.2f} to {percentile(paired, 0.9):+.2f}) |"
+        )
+    verdicts = [
+        f"{MODE_LABELS[row.mode]} {row.added_median_ms:+.2f} ms — "
+        + ("met" if row.added_median_ms < RELAY_ADDED_TARGET_MS else "not met")
+        for row in relay.rows
+    ]
+    lines += [
+        "",
+        f"Target: a relayed `tools/call` adds under {RELAY_ADDED_TARGET_MS:g} ms at p50: {'; '.join(verdicts)}.",
+    ]
+    first_error = next(
+        (stats.first_error for row in relay.rows for stats in (row.direct, row.relayed) if stats.first_error), ""
+    )
+    if first_error:
+        lines += ["", f"First failure: `{first_error}`"]
     return lines
 
 
@@ -604,13 +832,14 @@ def _plot(
     capacity: Capacity | None = None,
     notify: NotifyLatency | None = None,
     proxy: ProxyCost | None = None,
-    failover: Failover | None = None,
+    failover: Sequence[Failover] = (),
+    relay: RelayCost | None = None,
 ) -> None:
     labels = [f"{'S1' if row.era == 'handshake' else 'S2'} {MODE_LABELS[row.mode]} x{row.concurrency}" for row in rows]
     positions = range(len(rows))
     width = 0.4
-    figure = plt.figure(figsize=(10, 13))
-    grid = figure.add_gridspec(4, 2)
+    figure = plt.figure(figsize=(10, 16))
+    grid = figure.add_gridspec(5, 2)
     throughput_axes = figure.add_subplot(grid[0, :])
     latency_axes = figure.add_subplot(grid[1, :], sharex=throughput_axes)
     for offset, name, pick in ((-width / 2, "ours (daphne)", "ours"), (width / 2, "reference (uvicorn)", "reference")):
@@ -649,20 +878,34 @@ def _plot(
         singles = [proxy.row(name, 1).stats for name in PATH_LABELS]
         proxy_axes.bar([x - width / 2 for x in xs], [s.median_ms for s in singles], width, label="median")
         proxy_axes.bar([x + width / 2 for x in xs], [s.p99_ms for s in singles], width, label="p99")
-        proxy_axes.set_xticks(xs, ["direct", "Traefik HTTP", "Traefik HTTPS"])
+        proxy_axes.set_xticks(xs, [PATH_TICKS[name] for name in PATH_LABELS], fontsize=8)
         proxy_axes.legend()
     proxy_axes.set_ylabel("tools/call latency, ms")
     proxy_axes.set_title("S3: one client, straight to the node or through Traefik")
     failover_axes = figure.add_subplot(grid[3, 1])
-    if failover is not None and failover.recovery_times:
-        times = failover.recovery_times
-        failover_axes.step(times, [(n + 1) / len(failover.affected) for n in range(len(times))], where="post")
+    plotted = [run for run in failover if run.recovery_times]
+    for run in plotted:
+        times = run.recovery_times
+        share = [(n + 1) / len(run.affected) for n in range(len(times))]
+        failover_axes.step(times, share, where="post", label=_run_label(run))
+    if plotted:
         failover_axes.axvline(RECOVERY_TARGET_S, color="grey", linestyle=":", label="target")
         failover_axes.set_ylim(0, 1.05)
-        failover_axes.legend()
+        failover_axes.legend(fontsize=8)
     failover_axes.set_xlabel("seconds since SIGKILL")
     failover_axes.set_ylabel("affected clients recovered (share)")
     failover_axes.set_title("S6: failover, time to recover")
+    relay_axes = figure.add_subplot(grid[4, :])
+    if relay is not None and relay.rows:
+        ticks = [f"{MODE_LABELS[row.mode]} {path}" for row in relay.rows for path in ("direct", "relayed")]
+        picked = [row.stats(path) for row in relay.rows for path in ("direct", "relayed")]
+        xs = list(range(len(picked)))
+        relay_axes.bar([x - width / 2 for x in xs], [s.median_ms for s in picked], width, label="median")
+        relay_axes.bar([x + width / 2 for x in xs], [s.p99_ms for s in picked], width, label="p99")
+        relay_axes.set_xticks(xs, ticks)
+        relay_axes.legend()
+    relay_axes.set_ylabel("tools/call latency, ms")
+    relay_axes.set_title("S8: one client, to the session's node (direct) or to another node (relayed)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

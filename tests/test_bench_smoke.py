@@ -21,7 +21,7 @@ def section(report: str, title_start: str) -> str:
     return report[start : end if end != -1 else None]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     result = subprocess.run(
@@ -29,7 +29,7 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=290,
         check=False,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
@@ -54,7 +54,8 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
 
     targets = section(report, "Targets")
     verdicts = re.findall(r"^\| Scenarios? (\d).*\| (met|\*\*not met\*\*: .+) \|$", targets, re.M)
-    assert [number for number, _ in verdicts] == ["1", "3", "4", "5", "6"], targets
+    assert [number for number, _ in verdicts] == ["1", "3", "3", "4", "5", "6", "6", "8"], targets
+    assert re.search(r"^\| Scenario 6, clients that keep no cookies: ", targets, re.M), targets
 
     capacity = section(report, "Scenario 4:")
     steps = re.findall(
@@ -70,32 +71,73 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
 
     proxy = section(report, "Scenario 3:")
     paths = re.findall(
-        rf"^\| (straight to the node|through Traefik, plain HTTP|through Traefik, HTTPS) \([^)]*\) \| (1|32) "
+        r"^\| (straight to the node|through Traefik, plain HTTP|through Traefik, plain HTTP, cookie routing"
+        r"|through Traefik, HTTPS|through Traefik, HTTPS, no cookie) \([^)]*\) \| (1|32) "
         rf"\| {NUMBER} \| {NUMBER} \| {NUMBER} \| (?:-|[+-]{NUMBER}) \| {NUMBER} \| (\d+) \|$",
         proxy,
         re.M,
     )
-    assert len({(path, clients) for path, clients, _ in paths}) == 6, proxy
+    assert len({(path, clients) for path, clients, _ in paths}) == 10, proxy
     assert all(errors == "0" for _, _, errors in paths), proxy
     assert re.search(r"^Target: Traefik adds under 1 ms at p50 .* — (met|not met \(gap .*\))\.", proxy, re.M)
+    # The cluster's entrypoint routes by the session id, cookie or not; the bench-only second one by the cookie.
+    routers = re.search(r"^Routers in Traefik's access logs for the measured /mcp requests: (.*)\.$", proxy, re.M)
+    assert routers, proxy
+    assert re.search(r"cluster Traefik, entrypoint websecure: mcp-node\d \d+(;|$)", routers[1]), routers[1]
+    assert re.search(r"entrypoint sticky-only: mcp-sticky-only \d+(;|$)", routers[1]), routers[1]
+    comparisons = re.findall(
+        rf"^\| (header router minus sticky router|HTTPS, no cookie minus) .* \| (1|32) \| [+-]{NUMBER} \|", proxy, re.M
+    )
+    assert len(comparisons) == 4, proxy
+    assert re.search(
+        r"^Target: header routing shows no measurable difference .* — (met|not met \(.*\))\.$", proxy, re.M
+    )
 
     failover = section(report, "Scenario 6:")
-    affected = re.search(r"^\| Affected clients \(sessions on node\d\) \| (\d+) \|$", failover, re.M)
-    assert affected, failover
-    assert f"| Recovered within 30 s | {affected[1]} |" in failover
-    assert re.search(r"^\| Unaffected clients \(\d+\): failed requests \| 0 \|$", failover, re.M)
-    assert "| Failed requests before the kill (all clients) | 0 |" in failover
-    assert re.search(
-        r"^Target: every affected client recovered within 10 s .* — (met|not met \(gap: .*\))\.", failover, re.M
+    assert "| Measure | clients with cookies | clients without cookies |" in failover
+    affected = re.search(
+        r"^\| Node killed; affected clients \(sessions on it\) \| node\d; (\d+) \| node\d; (\d+) \|$", failover, re.M
     )
+    assert affected, failover
+    assert f"| Recovered within 30 s | {affected[1]} | {affected[2]} |" in failover
+    assert re.search(
+        r"^\| Unaffected clients: how many, and their failed requests \| \d+: 0 \| \d+: 0 \|$", failover, re.M
+    )
+    assert "| Failed requests before the kill (all clients) | 0 | 0 |" in failover
+    for run in ("Clients with cookies", "Clients without cookies"):
+        assert re.search(
+            rf"^\*\*{run}\.\*\* Target: every affected client recovered within 10 s .* — (met|not met \(gap: .*\))\.",
+            failover,
+            re.M,
+        ), failover
 
     redis = section(report, "Scenario 7:")
     assert re.search(rf"\| Per `tools/call` on an established session .* \| {NUMBER} \|", redis)
     assert re.search(rf"\| Per session lifecycle .* \| {NUMBER} \|", redis)
 
+    relay = section(report, "Scenario 8:")
+    relay_rows = re.findall(
+        rf"^\| (SSE|JSON) [^|]* \| (direct|relayed) \| {NUMBER} \| {NUMBER} \| {NUMBER} "
+        r"\| \d+ / \d+ / \d+ \| (\d+) \|$",
+        relay,
+        re.M,
+    )
+    assert {(mode, path) for mode, path, _ in relay_rows} == {
+        ("SSE", "direct"),
+        ("SSE", "relayed"),
+        ("JSON", "direct"),
+        ("JSON", "relayed"),
+    }, relay
+    assert all(errors == "0" for _, _, errors in relay_rows), relay
+    added = re.findall(rf"^\| (SSE|JSON) [^|]* \| [+-]{NUMBER} \| [+-]{NUMBER} \| {NUMBER} \|", relay, re.M)
+    assert sorted(added) == ["JSON", "SSE"], relay
+    assert re.search(
+        r"^Target: a relayed `tools/call` adds under 1.5 ms at p50: SSE [+-]\S+ ms — (met|not met); ", relay, re.M
+    )
+
     machine = section(report, "Machine")
     for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
         assert f"| {fact}" in machine
     not_yet = section(report, "What this slice does not measure yet")
-    for number in range(1, 8):
+    for number in range(1, 9):
         assert f"Scenario {number}:" not in not_yet
