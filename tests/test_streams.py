@@ -217,3 +217,15 @@ def test_handshake_stream_drop_is_not_a_cancellation(probe: Node, client: httpx.
             break
         threading.Event().wait(0.1)
     assert was_cancelled(99) == "yes"
+
+
+def test_a_resumed_stream_with_nothing_missed_sends_its_head_at_once(probe: Node) -> None:
+    """Nothing to replay, no event yet: the head must not wait for the first event or keep-alive
+    (MCP_SSE_KEEPALIVE, 15 s here). A client or a proxy waiting for it would give up first."""
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=5.0)) as client:
+        session = open_session(client, probe.mcp_url)
+        listen = {**session_headers(session), "Accept": "text/event-stream", "Last-Event-ID": "0.0"}
+        with client.stream("GET", probe.mcp_url, headers=listen) as stream:
+            assert stream.status_code == 200
+            first = next(stream.iter_raw())
+    assert first.startswith(b":")  # a comment: no event, no cursor moved

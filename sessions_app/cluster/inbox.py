@@ -58,11 +58,14 @@ class NodeInbox:
             self._listening = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._listen_forever(), name="mcp-inbox")
 
-    async def stop(self) -> None:
-        """Stop listening (the node is leaving); a later `start` listens again."""
+    def stop_listening(self) -> None:
+        """Nothing reaches this process from now on (it is leaving); it can still send."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+    async def close(self) -> None:
+        self.stop_listening()
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             await publisher.aclose()

@@ -97,14 +97,23 @@ class ClusterNode:
         grace = self.settings.stale_grace
         return max(grace, self.settings.session_idle_timeout) if self.settings.adoption else grace
 
-    async def stop(self) -> None:
-        """Stop heartbeating and listening, and say goodbye, so the others see this node gone at once."""
+    async def leave(self) -> None:
+        """Stop heartbeating and listening, and say goodbye, so the others see this node gone at once.
+
+        What is being sent still goes out (answers to relayed requests, say):
+        `stop` closes the rest.
+        """
         self._stopped = True
         for task in self._tasks:
             task.cancel()
         if self.inbox is not None:
-            await self.inbox.stop()
+            self.inbox.stop_listening()
         await self.registry.aforget_node(self.node_id, self.boot_id)
+
+    async def stop(self) -> None:
+        await self.leave()
+        if self.inbox is not None:
+            await self.inbox.close()
 
 
 _node: ClusterNode | None = None

@@ -141,9 +141,12 @@ async def _stream(
     hold: float = 0.0,
 ) -> None:
     session.touch()
+    manager = session_manager()
+    manager.open_streams += 1
     try:
         await send_sse(writer, connection, settings.sse_keepalive, hold=hold)
     finally:
+        manager.open_streams -= 1
         # A dropped stream is not a cancellation in this era: the session
         # keeps logging its events for a resume.
         stream.detach(connection)

@@ -64,6 +64,12 @@ async def send_sse(
         if writer.disconnected:
             return False
     await writer.start(200, wire.SSE_HEADERS + wire.encode_headers(headers or {}))
+    if not connection.has_frames and connection.open:
+        # Nothing to send yet (a resumed stream with nothing missed): a comment
+        # gets the head out now. HTTP servers write the head with the first
+        # piece of the body, and a client, or a proxy in between, waiting for
+        # it would otherwise wait for the first event or keep-alive.
+        await writer.write(wire.KEEPALIVE_FRAME, more=True)
     async for frames, last in connection.frames(keepalive):
         if writer.disconnected:
             return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from channels.layers import get_channel_layer
@@ -56,6 +57,8 @@ class SessionManager:
         self._reaper: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[bool]] = set()
         self._drain_installed = False
+        # SSE responses being written (handshake._stream), from sockets or relayed.
+        self.open_streams = 0
         # Sessions being adopted, by id: requests for them wait for the outcome.
         self._adopting: dict[str, asyncio.Future[McpSession | None]] = {}
         node.on_store_lost = self.publish_all
@@ -298,19 +301,21 @@ class SessionManager:
         session's streams end with a `retry:` hint. Records stay.
         """
         deadline = time.monotonic() + within
-        while any(s.in_flight or s.pending_requests for s in self._sessions.values()):
-            if time.monotonic() >= deadline:
-                logger.warning("Shutdown: handing off with requests still in flight")
-                break
-            await asyncio.sleep(HANDOFF_POLL)
+        if not await _poll_until(
+            lambda: not any(s.in_flight or s.pending_requests for s in self._sessions.values()), deadline
+        ):
+            logger.warning("Shutdown: handing off with requests still in flight")
         await self.node.writer.drain(within=max(deadline - time.monotonic(), 0.1))
-        await self.node.stop()
+        await self.node.leave()
         sessions, self._sessions = self._sessions, {}
         for session in sessions.values():
             try:
                 await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
             except Exception:
                 logger.exception("MCP session %s did not stop cleanly while handed off", session.id[:8])
+        # The streams just ended still have their last piece (the retry: hint)
+        # to write, to a socket or back through the relay: let them, before exit.
+        await _poll_until(lambda: not self.open_streams, deadline)
         logger.warning("Handed off %d MCP sessions for adoption", len(sessions))
 
     async def close_all(self, reason: str) -> None:
@@ -336,6 +341,19 @@ class SessionManager:
             now = time.monotonic()
             for session in [s for s in self._sessions.values() if s.is_idle(now, timeout)]:
                 await self.close(session.id, "idle timeout")
+
+
+async def _poll_until(done: Callable[[], bool], deadline: float) -> bool:
+    """Wait until `done()` or the monotonic `deadline`; False if the deadline came first.
+
+    For shutdown only: the counts it watches are kept by many places, and a
+    poll every HANDOFF_POLL for a second or two costs nothing.
+    """
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(HANDOFF_POLL)
+    return True
 
 
 _manager: SessionManager | None = None
