@@ -8,6 +8,7 @@ in the node process, so tests read it back through other tool calls.
 - `release(key)`: lets `hold(key)` finish.
 - `park(key)`: waits forever; records in `cancelled` when it is cancelled.
 - `cancelled(key)`: "yes" once `park(key)` was cancelled, else "no".
+- `parked(key)`: "yes" once `park(key)` is waiting, else "no".
 - `announce()`: sends `notifications/tools/list_changed`, which belongs on the
   standalone stream.
 - `tick()`: sends one progress notification, lets the event loop run a few
@@ -39,6 +40,7 @@ NO_ARGUMENTS = {"type": "object", "properties": {}}
 
 _releases: dict[str, asyncio.Event] = {}
 _cancelled: set[str] = set()
+_parked: set[str] = set()
 
 
 def _release_event(key: str) -> asyncio.Event:
@@ -56,6 +58,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(name="release", description="Let hold(key) finish.", input_schema=KEY_SCHEMA),
             Tool(name="park", description="Wait until cancelled.", input_schema=KEY_SCHEMA),
             Tool(name="cancelled", description="Whether park(key) was cancelled.", input_schema=KEY_SCHEMA),
+            Tool(name="parked", description="Whether park(key) is waiting.", input_schema=KEY_SCHEMA),
             Tool(name="announce", description="Send tools/list_changed.", input_schema=NO_ARGUMENTS),
             Tool(name="tick", description="Report progress once, then answer.", input_schema=NO_ARGUMENTS),
             Tool(name="roots", description="Ask the client for its roots.", input_schema=NO_ARGUMENTS),
@@ -73,11 +76,14 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
         _release_event(key).set()
         return _text(f"releasing {key}")
     if params.name == "park":
+        _parked.add(key)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             _cancelled.add(key)
             raise
+    if params.name == "parked":
+        return _text("yes" if key in _parked else "no")
     if params.name == "cancelled":
         return _text("yes" if key in _cancelled else "no")
     if params.name == "tick":

@@ -8,6 +8,7 @@ as if it had reached the session's owner.
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import json
 import signal
@@ -356,3 +357,38 @@ def _miss_after(client: httpx.Client, node: Node, session_id: str, message: dict
     assert client.post(node.mcp_url, json=message, headers=session_headers(session_id)).status_code == 404
     lines = miss_lines(node)
     return lines[-1] if lines else ""
+
+
+def test_a_relayed_call_in_flight_when_its_owner_dies_is_lost_not_run_twice(make_node: MakeNode) -> None:
+    # The probe server is adoptable here, so the session itself survives the owner.
+    owner, edge = make_node("short-lived", MCP_SERVER_ADOPTABLE="1"), make_node("edge", MCP_SERVER_ADOPTABLE="1")
+    park = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "park", "arguments": {"key": "k"}}}
+    with httpx.Client(timeout=15.0) as client:
+        answer = client.post(owner.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
+        session_id = answer.headers["mcp-session-id"]
+
+        def is_parked() -> bool:
+            asked = {
+                "jsonrpc": "2.0",
+                "id": 9,
+                "method": "tools/call",
+                "params": {"name": "parked", "arguments": {"key": "k"}},
+            }
+            answer = client.post(owner.mcp_url, json=asked, headers=session_headers(session_id))
+            return "yes" in answer.text
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            parked = pool.submit(client.post, edge.mcp_url, json=park, headers=session_headers(session_id))
+            # The call runs on the owner (through the relay) when the owner dies.
+            wait_for(is_parked, "the relayed call to run on the owner")
+            owner.stop(signal.SIGKILL)
+            lost = parked.result()
+
+        assert lost.status_code == 502
+        assert "may or may not have run" in lost.json()["error"]["message"]
+        # The session carries on: adopted by the edge, same id, no initialize.
+        listing = {"jsonrpc": "2.0", "id": 8, "method": "tools/list"}
+        again = client.post(edge.mcp_url, json=listing, headers=session_headers(session_id))
+        assert again.status_code == 200
+    assert any("owner gone while the request was in flight" in line for line in miss_lines(edge))
+    assert any(line.endswith(": adopted") for line in miss_lines(edge))

@@ -90,3 +90,10 @@ class NodeFull(TransportError):
 
     status = 503
     code = INTERNAL_ERROR
+
+
+class LostInFlight(TransportError):
+    """The node holding the session stopped while serving this relayed request (502): it may or may not have run."""
+
+    status = 502
+    code = INTERNAL_ERROR

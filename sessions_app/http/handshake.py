@@ -22,7 +22,13 @@ from sessions_app.cluster.misroute import Miss, locate_miss, log_miss
 from sessions_app.cluster.routing import MissKind
 from sessions_app.conf import McpSettings
 from sessions_app.http import relay, wire
-from sessions_app.http.exceptions import BadRequest, SessionNotFound, StreamConflict, TooManyRequests
+from sessions_app.http.exceptions import (
+    BadRequest,
+    LostInFlight,
+    SessionNotFound,
+    StreamConflict,
+    TooManyRequests,
+)
 from sessions_app.http.request import McpRequest, require_session_id_syntax, require_sse_accept
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.writer import ResponseWriter, send_json, send_sse
@@ -30,6 +36,10 @@ from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_even
 from sessions_app.session.manager import session_manager
 from sessions_app.session.session import McpSession, RequestInfo, Stream
 
+LOST_IN_FLIGHT = (
+    "Bad Gateway: the node serving this session stopped before it answered; the request may or may not have run."
+    " The session carries on: send the request again if it is safe to"
+)
 # How many times a miss is looked up again when the owner it found changed meanwhile.
 MISS_TURNS = 3
 # One answer for every session no live node holds: ended, reaped, never
@@ -196,7 +206,13 @@ async def _serve_miss(
             outcome = await _relay(writer, request, body, miss, settings)
             if outcome in (relay.Outcome.RELAYED, relay.Outcome.CLIENT_LEFT):
                 return False
-            if outcome is not relay.Outcome.OWNER_GONE:
+            if outcome is relay.Outcome.LOST_IN_FLIGHT and request.method == "POST":
+                # Running it again elsewhere could run a tool twice: this one
+                # request is lost, as in any crash. The session is not: the
+                # next request adopts it.
+                log_miss(miss, outcome.value)
+                raise LostInFlight(LOST_IN_FLIGHT)
+            if outcome not in (relay.Outcome.OWNER_GONE, relay.Outcome.LOST_IN_FLIGHT):
                 break
             # Nobody listens where the owner was: its process is gone, whatever its heartbeat says.
             miss = replace(miss, kind=MissKind.STALE, reason="owner not listening")

@@ -59,6 +59,9 @@ class Outcome(enum.Enum):
     OWNER_GONE = "owner not listening"
     # This node cannot relay at all (its own inbox is not listening):
     UNAVAILABLE = "relay unavailable"
+    # The owner got the request, then stopped listening before it answered:
+    # the request may or may not have run there.
+    LOST_IN_FLIGHT = "owner gone while the request was in flight"
 
 
 # --- edge side ---------------------------------------------------------------------
@@ -112,7 +115,7 @@ async def _write_replies(
             logger.warning("The owner of a relayed request stopped listening (%s)", target)
             forget_owner(owner.session_id)
             if not writer.started:
-                return Outcome.OWNER_GONE
+                return Outcome.LOST_IN_FLIGHT
             await writer.write(b"", more=False)  # the stream ends as if the owner had cut it
             return Outcome.RELAYED
         if reply is None:
