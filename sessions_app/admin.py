@@ -18,8 +18,9 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from sessions_app.cluster.registry import RegistryUnavailable, session_registry
+from sessions_app.cluster.routing import short_id
 from sessions_app.models import ActiveSession
-from sessions_app.operations import close_sessions, find_by_handle, session_rows, short_id
+from sessions_app.operations import close_sessions, find_by_handle, session_rows
 
 logger = logging.getLogger(__name__)
 

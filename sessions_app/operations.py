@@ -22,13 +22,8 @@ from asgiref.sync import async_to_sync
 
 from sessions_app.cluster.liveness import reap_stale_records
 from sessions_app.cluster.registry import ListedRecord, SessionRecord, SessionRegistry
-from sessions_app.cluster.routing import session_hash
+from sessions_app.cluster.routing import session_hash, short_id
 from sessions_app.session.manager import session_manager
-
-
-def short_id(session_id: str) -> str:
-    """The part of an id fit to show: 48 of its 192 bits, as the logs show it."""
-    return f"{session_id[:8]}…"
 
 
 @dataclass(frozen=True)

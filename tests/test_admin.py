@@ -16,8 +16,7 @@ from django.urls import reverse
 from pytest_django import Settings
 
 from sessions_app.cluster.registry import SessionRecord, SessionRegistry
-from sessions_app.cluster.routing import session_hash
-from sessions_app.operations import short_id
+from sessions_app.cluster.routing import session_hash, short_id
 from sessions_app.session.session import CLOSE_MESSAGE
 from tests.session_records import fresh_registry, record, unreachable_registry
 

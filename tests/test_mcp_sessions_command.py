@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from pytest_django import Settings
 
 from sessions_app.cluster.registry import SessionRegistry
-from sessions_app.operations import short_id
+from sessions_app.cluster.routing import short_id
 from tests.session_records import fresh_registry, record, unreachable_registry
 
 

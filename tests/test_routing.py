@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from sessions_app.cluster.routing import default_route, new_session_id, route_of, session_id_pattern
+from sessions_app.cluster.routing import default_route, new_session_id, route_of, session_id_pattern, short_id
 from sessions_app.conf import mcp_settings
 
 
@@ -59,3 +59,13 @@ def test_the_route_setting_wins_over_the_default() -> None:
 def test_a_route_that_would_break_the_id_or_the_proxy_rule_is_refused(route: str) -> None:
     with override_settings(MCP_NODE_ROUTE=route), pytest.raises(ImproperlyConfigured):
         mcp_settings()
+
+
+def test_a_short_id_tells_sessions_of_one_node_apart() -> None:
+    first, second = new_session_id("n1"), new_session_id("n1")
+
+    assert short_id(first) != short_id(second)
+    assert short_id(first).startswith("n1.")
+    # Route, dot, 8 of the 48 random digits and an ellipsis: never enough to use the session.
+    assert len(short_id(first)) == len("n1.") + 8 + 1
+    assert short_id("0123456789abcdef" * 3) == "01234567…"

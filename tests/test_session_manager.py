@@ -14,6 +14,7 @@ from mcp.types import JSONRPCRequest
 from sessions_app.cluster.node import ClusterNode
 from sessions_app.cluster.registry import SessionRecord
 from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
+from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
@@ -72,8 +73,8 @@ async def reaping_manager() -> AsyncIterator[SessionManager]:
 
 
 def session_tasks(session: McpSession) -> list[asyncio.Task[object]]:
-    """The live tasks named for `session` (McpSession.start names them mcp-session-<id prefix>)."""
-    name = f"mcp-session-{session.id[:8]}"
+    """The live tasks named for `session` (McpSession.start names them mcp-session-<short id>)."""
+    name = f"mcp-session-{short_id(session.id)}"
     return [task for task in asyncio.all_tasks() if task.get_name() == name and not task.done()]
 
 

@@ -63,6 +63,18 @@ def route_of(session_id: str) -> str | None:
     return route if separator and rest and is_valid_route(route) else None
 
 
+def short_id(session_id: str) -> str:
+    """The part of an id fit to show in logs and the admin: its route and 32 of its random bits.
+
+    The id is a bearer secret; this much tells sessions apart without letting
+    anyone who reads it use one.
+    """
+    route, separator, rest = session_id.partition(ROUTE_SEPARATOR)
+    if separator and rest:
+        return f"{route}{ROUTE_SEPARATOR}{rest[:8]}…"
+    return f"{session_id[:8]}…"
+
+
 def session_id_pattern(route: str) -> str:
     """A regular expression matching the session ids of one route (for the proxy's header rule)."""
     return f"^{re.escape(route)}\\{ROUTE_SEPARATOR}"

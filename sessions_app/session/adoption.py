@@ -32,6 +32,7 @@ from mcp.shared.message import SessionMessage
 from mcp.types import JSONRPCError, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse
 
 from sessions_app.cluster.registry import SessionRecord
+from sessions_app.cluster.routing import short_id
 from sessions_app.session.session import McpSession, RequestInfo
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ async def restore(session: McpSession, record: SessionRecord) -> None:
         if isinstance(answer, JSONRPCError):
             # The old owner's server accepted it; if this one does not, the
             # session carries on without it rather than not at all.
-            logger.warning("Adopted MCP session %s: %s was refused: %s", session.id[:8], method, answer.error.message)
+            logger.warning(
+                "Adopted MCP session %s: %s was refused: %s", short_id(session.id), method, answer.error.message
+            )
     session.log_level = record.log_level
     session.subscriptions = list(record.subscriptions)
     resources = initialized.result.get("capabilities", {}).get("resources") or {}

@@ -30,7 +30,7 @@ from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest
 
 from sessions_app.cluster.node import ClusterNode, this_node
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
-from sessions_app.cluster.routing import new_session_id
+from sessions_app.cluster.routing import new_session_id, short_id
 from sessions_app.cluster.shutdown import install_sigterm_drain
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http.exceptions import NodeFull
@@ -165,7 +165,7 @@ class SessionManager:
         try:
             won = await self.node.registry.aclaim(claimed, record.node_id, record.boot_id)
         except RegistryUnavailable as exc:
-            logger.warning("Cannot adopt MCP session %s: %s", record.session_id[:8], exc)
+            logger.warning("Cannot adopt MCP session %s: %s", short_id(record.session_id), exc)
             return None
         if not won:
             return None
@@ -176,7 +176,9 @@ class SessionManager:
             async with asyncio.timeout(ADOPTION_TIMEOUT):
                 await restore(session, record)
         except (AdoptionFailed, TimeoutError) as exc:
-            logger.warning("Adopting MCP session %s failed (%s); it ends", record.session_id[:8], exc or "timeout")
+            logger.warning(
+                "Adopting MCP session %s failed (%s); it ends", short_id(record.session_id), exc or "timeout"
+            )
             session.published = True  # the claim wrote its record: the close deletes it
             await self.close(session.id, "adoption failed")
             return None
@@ -184,7 +186,7 @@ class SessionManager:
         session.on_state_change = self._state_changed
         logger.warning(
             "Adopted MCP session %s from node %s (boot %s) on node %s",
-            record.session_id[:8],
+            short_id(record.session_id),
             record.node_id,
             record.boot_id,
             self.node.node_id,
@@ -261,11 +263,11 @@ class SessionManager:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return await self._close_elsewhere(session_id, reason)
-        logger.info("Closing MCP session %s: %s", session_id[:8], reason)
+        logger.info("Closing MCP session %s: %s", short_id(session_id), reason)
         try:
             await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
         except Exception:
-            logger.exception("MCP session %s did not stop cleanly; its record goes anyway", session_id[:8])
+            logger.exception("MCP session %s did not stop cleanly; its record goes anyway", short_id(session_id))
         if session.published:
             self.node.writer.remove(session_id)
         return True
@@ -274,7 +276,7 @@ class SessionManager:
         try:
             record = await self.node.registry.aget(session_id)
         except RegistryUnavailable as exc:
-            logger.warning("Cannot look up MCP session %s to close it: %s", session_id[:8], exc)
+            logger.warning("Cannot look up MCP session %s to close it: %s", short_id(session_id), exc)
             record = None
         if record is not None and record.channel_name:
             layer = get_channel_layer()
@@ -282,7 +284,7 @@ class SessionManager:
                 if layer is not None:
                     await layer.send(record.channel_name, {"type": CLOSE_MESSAGE, "reason": reason})
             except Exception:
-                logger.exception("Could not ask node %s to close MCP session %s", record.node_id, session_id[:8])
+                logger.exception("Could not ask node %s to close MCP session %s", record.node_id, short_id(session_id))
         self.node.writer.remove(session_id)
         await self.node.writer.settled(session_id, REMOTE_CLOSE_WAIT)
         return record is not None
@@ -312,7 +314,7 @@ class SessionManager:
             try:
                 await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
             except Exception:
-                logger.exception("MCP session %s did not stop cleanly while handed off", session.id[:8])
+                logger.exception("MCP session %s did not stop cleanly while handed off", short_id(session.id))
         # The streams just ended still have their last piece (the retry: hint)
         # to write, to a socket or back through the relay: let them, before exit.
         await _poll_until(lambda: not self.open_streams, deadline)

@@ -33,6 +33,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
+from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
 from sessions_app.http import wire
 from sessions_app.http.exceptions import SessionNotFound
@@ -145,7 +146,7 @@ class McpSession:
     # --- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{self.id[:8]}")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{short_id(self.id)}")
 
     async def _run(self) -> None:
         listener = asyncio.get_running_loop().create_task(self._listen_channel()) if self.channel_name else None
@@ -158,7 +159,7 @@ class McpSession:
                 session_id=self.id,
             )
         except Exception:
-            logger.exception("MCP session %s crashed", self.id[:8])
+            logger.exception("MCP session %s crashed", short_id(self.id))
         finally:
             if listener is not None:
                 listener.cancel()
@@ -251,7 +252,9 @@ class McpSession:
 
     def _outgrow_record(self, what: str) -> None:
         if self.adoptable:
-            logger.warning("MCP session %s outgrew its record (%s): no other node can adopt it", self.id[:8], what)
+            logger.warning(
+                "MCP session %s outgrew its record (%s): no other node can adopt it", short_id(self.id), what
+            )
         self.adoptable = False
 
     def owe_updates(self, uris: list[str], *, list_changed: bool) -> None:
@@ -377,7 +380,9 @@ class McpSession:
                 message = await layer.receive(self.channel_name)
             except Exception as exc:
                 if delay == 0.0:
-                    logger.warning("MCP session %s cannot reach the channel layer (%s); retrying", self.id[:8], exc)
+                    logger.warning(
+                        "MCP session %s cannot reach the channel layer (%s); retrying", short_id(self.id), exc
+                    )
                 delay = min(max(delay * 2, 0.2), 5.0)
                 await asyncio.sleep(delay)
                 continue
@@ -386,7 +391,7 @@ class McpSession:
             if kind == CLOSE_MESSAGE:
                 self.request_close(self, str(message.get("reason", "closed through the channel layer"))[:200])
             else:
-                logger.warning("MCP session %s ignored a channel message of type %r", self.id[:8], kind)
+                logger.warning("MCP session %s ignored a channel message of type %r", short_id(self.id), kind)
 
     # --- outbound --------------------------------------------------------
 

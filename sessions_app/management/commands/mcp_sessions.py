@@ -14,7 +14,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions_app.cluster.registry import RegistryUnavailable, session_registry
-from sessions_app.operations import close_sessions, reap_dead_owners, session_rows, short_id
+from sessions_app.cluster.routing import short_id
+from sessions_app.operations import close_sessions, reap_dead_owners, session_rows
 
 CLOSE_REASON = "closed with manage.py mcp_sessions"
 
