@@ -35,9 +35,9 @@ SCENARIOS = frozenset(range(1, 10))
 # every 3 s keeps the core about half busy before the kill and under 85 % after it.
 FAILOVER_FULL = failover.Plan(sessions=500, period=3.0, before=6.0, after=2.0)
 FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
-# Scenario 9. 150 clients calling once a second keep the server core about a third busy with
+# Scenario 9. 100 clients calling once a second keep the server core about half busy with
 # three nodes up, so two nodes absorb a restarting one's sessions without saturating it.
-ROLLING_FULL = rolling.Plan(sessions=150, period=1.0, before=5.0, after=3.0)
+ROLLING_FULL = rolling.Plan(sessions=100, period=1.0, before=5.0, after=3.0)
 ROLLING_SMOKE = rolling.Plan(sessions=12, period=0.5, before=1.0, after=0.5)
 
 

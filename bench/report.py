@@ -778,6 +778,9 @@ def _rolling_section(rolling: Rolling | None, skipped: str) -> list[str]:
         f"| Harness's share of the client core before | {rolling.harness_busy * 100:.0f} % |",
         f"| Watched from the first SIGTERM s | {rolling.observed:.1f} |",
     ]
+    if rolling.failures:
+        shown = "; ".join(f"{kind} sent {sent:.2f}, ended {ended:.2f}" for sent, ended, kind in rolling.failures[:10])
+        lines += ["", f"Failed requests, seconds since the first SIGTERM: {shown}."]
     gaps = _rolling_gaps(rolling)
     verdict = "met" if not gaps else f"not met (gap: {'; '.join(gaps)})"
     lines += [

@@ -93,6 +93,8 @@ class Rolling:
     core_busy_during: float
     harness_busy: float  # the harness's share of the client core during the steady spell
     observed: float  # seconds from the first SIGTERM to the end of the watch
+    # Each failed request: (sent, ended, kind), seconds since the first SIGTERM, in the order sent.
+    failures: list[tuple[float, float, str]] = field(default_factory=list)
     latencies_before: list[float] = field(default_factory=list, repr=False)  # tools/call, seconds
     latencies_during: list[float] = field(default_factory=list, repr=False)
 
@@ -174,10 +176,12 @@ async def _restart_and_watch(started: Cluster, clients: list[Client], plan: Plan
     runs, latencies_before, latencies_during = [], [], []
     statuses: Counter[int] = Counter()
     failed_before = 0
+    detail: list[tuple[float, float, str]] = []
     for client in clients:
         failed_before += sum(1 for a in client.attempts if steady <= a.at < began and not a.ok)
         failed = [a for a in client.attempts if a.at >= began and not a.ok]
         statuses.update(a.status for a in failed)
+        detail += [(a.at - a.latency - began, a.at - began, _kind(a.status)) for a in failed]
         calls = [a for a in client.attempts if a.what == "call" and a.ok]
         latencies_before += [a.latency for a in calls if steady <= a.at < began]
         latencies_during += [a.latency for a in calls if began <= a.at <= ended]
@@ -204,6 +208,7 @@ async def _restart_and_watch(started: Cluster, clients: list[Client], plan: Plan
         core_busy_during=core_during,
         harness_busy=harness,
         observed=ended - began,
+        failures=sorted(detail),
         latencies_before=latencies_before,
         latencies_during=latencies_during,
     )
