@@ -21,19 +21,23 @@ from . import (
     redis_cost,
     relay,
     report,
+    rolling,
     servers,
     throughput,
 )
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
-SCENARIOS = frozenset(range(1, 9))
+SCENARIOS = frozenset(range(1, 10))
 # Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
-# saturate it, and at one call every 2 s the re-initialization surge after the kill can push
-# a surviving node's /healthz past Traefik's 3 s timeout (then its clients fail too). One call
-# every 3 s keeps the core about half busy before the kill and under 85 % after it.
+# saturate it. At one call every 3 s the core was 70-90 % busy before the kill in the December
+# 2026 runs (with adoption), and saturated for a few seconds after it while the survivors adopt.
 FAILOVER_FULL = failover.Plan(sessions=500, period=3.0, before=6.0, after=2.0)
 FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
+# Scenario 9. 100 clients calling once a second keep the server core about half busy with
+# three nodes up, so two nodes absorb a restarting one's sessions without saturating it.
+ROLLING_FULL = rolling.Plan(sessions=100, period=1.0, before=5.0, after=3.0)
+ROLLING_SMOKE = rolling.Plan(sessions=12, period=0.5, before=1.0, after=0.5)
 
 
 def _scenarios(text: str) -> frozenset[int]:
@@ -141,7 +145,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
                 f"{relay_row.relayed.throughput:5.0f} req/s; added {relay_row.added_median_ms:+.2f} ms at p50",
                 flush=True,
             )
-    proxied, failovers = await _cluster_scenarios(args, plan, log_dir, redis_skipped)
+    proxied, failovers, rolled = await _cluster_scenarios(args, plan, log_dir, redis_skipped)
     lines: list[str] = []
     if not args.smoke and not args.no_profile and only == SCENARIOS:
         lines = await profiling.profile(log_dir, seconds=15)
@@ -155,6 +159,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         notify=notified,
         proxy=proxied,
         failover=failovers,
+        rolling=rolled,
         relay=relayed,
         app_cost=app_cost,
         machine=facts,
@@ -168,6 +173,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     errors += notified.failed + notified.lost if notified is not None else 0
     errors += proxied.errors if proxied is not None else 0
     errors += sum(run.errors for run in failovers)
+    errors += rolled.errors if rolled is not None else 0
     errors += relayed.errors if relayed is not None else 0
     if errors:
         print(f"bench: {errors} requests failed; see the Errors columns", file=sys.stderr)
@@ -177,16 +183,18 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
 
 async def _cluster_scenarios(
     args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, redis_skipped: str
-) -> tuple[proxy.ProxyCost | None, list[failover.Failover]]:
-    """Scenarios 3 and 6 share one cluster (Traefik and three nodes); 6 kills a node, so it goes last.
+) -> tuple[proxy.ProxyCost | None, list[failover.Failover], rolling.Rolling | None]:
+    """Scenarios 3, 6 and 9 share one cluster (Traefik and three nodes); 6 kills a node and 9
+    restarts them all, so they go last.
 
     Scenario 6 runs twice, clients with cookies then clients without; the killed node is
-    started again between the two.
+    started again after each run that another follows.
     """
-    if not args.only & {3, 6} or redis_skipped:
-        return None, []
+    if not args.only & {3, 6, 9} or redis_skipped:
+        return None, [], None
     proxied: proxy.ProxyCost | None = None
     failovers: list[failover.Failover] = []
+    rolled: rolling.Rolling | None = None
     async with proxy.cluster(log_dir) as cluster:
         if 3 in args.only:
             proxied = await proxy.measure(cluster, plan, log_dir)
@@ -205,12 +213,24 @@ async def _cluster_scenarios(
                 failovers.append(run)
                 print(
                     f"  failover ({'cookies' if keep_cookies else 'no cookies'}): {len(run.affected)} clients on "
-                    f"{run.victim}, recovered max {max(run.recovery_times, default=float('nan')):.2f} s, "
+                    f"{run.victim}, answered again max {max(run.recovery_times, default=float('nan')):.2f} s, "
                     f"{run.unrecovered} not; failed per client {dict(sorted(run.failed_per_client.items()))}, "
+                    f"by kind {dict(run.statuses)}, re-initializations {run.reinitializations}, "
                     f"unaffected clients failed {run.unaffected_failed}",
                     flush=True,
                 )
-    return proxied, failovers
+        if 9 in args.only:
+            if failovers:
+                await failover.revive(cluster, failovers[-1].victim)
+            rolled = await rolling.measure(cluster, ROLLING_SMOKE if args.smoke else ROLLING_FULL)
+            print(
+                f"  rolling restart: {rolled.failed} failed ({rolled.in_flight} in flight at a stop) by status "
+                f"{dict(rolled.statuses)}, re-initializations {rolled.reinitializations}, adoptions "
+                f"{rolled.adoptions}; longest without an answer p50 {rolled.silence_percentile(0.5):.2f} s "
+                f"p99 {rolled.silence_percentile(0.99):.2f} s max {max(rolled.silences, default=float('nan')):.2f} s",
+                flush=True,
+            )
+    return proxied, failovers, rolled
 
 
 def _dump_logs(log_dir: Path) -> None:

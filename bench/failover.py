@@ -6,12 +6,17 @@ period at a fixed phase (the clients' phases are spread evenly over the period).
 What a client does when a request fails is what the spec asks and a real
 client does:
 
-- 404 for its session: the session is gone; initialize again at once (the
-  answer's Set-Cookie, if any, re-pins it), send `notifications/initialized`,
-  then the call;
 - a 5xx (a 502 that Traefik's mcp-retry could not replay) or a transport
   error (reset, timeout): give up this tick and try the same session again at
-  the next one.
+  the next one;
+- 404 for its session: the session is gone; initialize again at once (the
+  answer's Set-Cookie, if any, re-pins it), send `notifications/initialized`,
+  then the call.
+
+With adoption (ADR 9) the next request for a session whose node died reaches
+a live node, which adopts the session and answers: no 404, and no client
+initializes again. A 404, and the re-initialization it sets off, is counted
+as a failure of that promise, not as the way back.
 
 Every request's outcome is kept with its time; the numbers are worked out
 after the run, relative to the moment the SIGKILL was sent.
@@ -32,6 +37,7 @@ import contextlib
 import ssl
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from deploy import traefik_config
@@ -90,9 +96,9 @@ class Client:
         self.generation = 0
         self.attempts: list[Attempt] = []
         self._call_id = 0
-        # Set by the first call answered on a session opened after `recover_after` sessions.
-        self.recovered = asyncio.Event()
-        self.recover_after: int | None = None
+        # Set by the first call answered at or after `watch_from` (a time.monotonic()).
+        self.answered = asyncio.Event()
+        self.watch_from: float | None = None
 
     async def _send(self, what: str, raw: bytes, expected: int) -> Response | None:
         sent = time.monotonic()
@@ -109,8 +115,8 @@ class Client:
         ok = response.status == expected and (what != "call" or EXPECTED_IN_ANSWER in response.body)
         now = time.monotonic()
         self.attempts.append(Attempt(now, what, response.status, ok, self.generation, now - sent))
-        if what == "call" and ok and self.recover_after is not None and self.generation > self.recover_after:
-            self.recovered.set()
+        if what == "call" and ok and self.watch_from is not None and sent >= self.watch_from:
+            self.answered.set()
         return response
 
     async def initialize(self) -> bool:
@@ -175,7 +181,11 @@ class ClientOutcome:
     affected: bool
     failures: Counter[str]  # after the kill, by kind: "5xx", "transport", "404", "other"
     first_failure: float | None  # seconds after the kill
-    recovered: float | None  # seconds after the kill: a call answered on a session opened after it
+    # Seconds after the kill: the first call answered after its first failure; 0.0 for a client
+    # that never failed and was answered after the kill; None if no call was answered when it had to be.
+    recovered: float | None
+    first_answer: float | None  # seconds after the kill: its first call sent after the kill and answered
+    reinitialized: int = 0  # `initialize` requests sent after the kill (each one a session lost)
 
     @property
     def failed(self) -> int:
@@ -231,6 +241,24 @@ class Failover:
         return sum(1 for outcome in self.affected if outcome.recovered is None)
 
     @property
+    def never_failed(self) -> int:
+        return sum(1 for outcome in self.affected if not outcome.failed)
+
+    @property
+    def first_answers(self) -> list[float]:
+        """Affected clients: seconds from the kill to the first call sent after it and answered."""
+        return sorted(outcome.first_answer for outcome in self.affected if outcome.first_answer is not None)
+
+    @property
+    def reinitializations(self) -> int:
+        """`initialize` requests sent after the kill, by any client: each is a session that did not survive."""
+        return sum(outcome.reinitialized for outcome in self.outcomes)
+
+    @property
+    def reinitialized_clients(self) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.reinitialized)
+
+    @property
     def failed_per_client(self) -> Counter[int]:
         """Affected clients by their number of failed requests after the kill."""
         return Counter(outcome.failed for outcome in self.affected)
@@ -252,12 +280,17 @@ class Failover:
 
 
 async def revive(started: Cluster, name: str, within: float = 30.0) -> None:
-    """Start a killed node again (a new life: new boot id, no sessions), on the server core, and wait
+    """Start a stopped node again (a new life: new boot id, no sessions), on the server core, and wait
     until Traefik routes to it again (the pools and its own service), so that the next run starts whole."""
     await asyncio.to_thread(started.start_node, name)
     service = started.nodes[name]
     assert service.pid is not None
     move_to_server_core(service.pid)
+    await wait_until_routed(started, name, within)
+
+
+async def wait_until_routed(started: Cluster, name: str, within: float = 30.0) -> None:
+    """Until Traefik's API counts `name` up in the pools (`mcp`, `app`) and in its own service."""
     deadline = time.monotonic() + within
     while True:
         try:
@@ -271,6 +304,42 @@ async def revive(started: Cluster, name: str, within: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"Traefik did not route to the restarted {name} within {within:g} s ({last})")
         await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def paced_clients(
+    started: Cluster, sessions: int, period: float, *, keep_cookies: bool
+) -> AsyncIterator[list[Client]]:
+    """`sessions` clients, each with a session opened through Traefik, calling once per `period` at
+    phases spread evenly over it until the block ends; then each ends its session (DELETE)."""
+    tls = started.ssl_context()
+    clients = [Client(started.config.https_port, tls, keep_cookies=keep_cookies) for _ in range(sessions)]
+    pending = iter(clients)
+
+    async def opener() -> None:
+        for client in pending:
+            if not await client.initialize():
+                raise RuntimeError(f"initialize through Traefik failed: {client.attempts[-1]}")
+
+    await asyncio.gather(*(opener() for _ in range(OPEN_CONCURRENCY)))
+    stop = asyncio.Event()
+    begin = time.monotonic() + 0.1
+    tasks = [
+        asyncio.create_task(client.run(begin + number * period / sessions, period, stop))
+        for number, client in enumerate(clients)
+    ]
+    try:
+        yield clients
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        remaining = iter(clients)
+
+        async def closer() -> None:
+            for client in remaining:
+                await client.end()
+
+        await asyncio.gather(*(closer() for _ in range(OPEN_CONCURRENCY)))
 
 
 def node_of(started: Cluster, client: Client) -> str:
@@ -291,35 +360,9 @@ def _kind(status: int) -> str:
 
 
 async def measure(started: Cluster, plan: Plan) -> Failover:
-    """Steady pace, SIGKILL, watch until every affected client has recovered (or `give_up`), then a little more."""
-    tls = started.ssl_context()
-    clients = [Client(started.config.https_port, tls, keep_cookies=plan.keep_cookies) for _ in range(plan.sessions)]
-    pending = iter(clients)
-
-    async def opener() -> None:
-        for client in pending:
-            if not await client.initialize():
-                raise RuntimeError(f"initialize through Traefik failed: {client.attempts[-1]}")
-
-    await asyncio.gather(*(opener() for _ in range(OPEN_CONCURRENCY)))
-    stop = asyncio.Event()
-    begin = time.monotonic() + 0.1
-    tasks = [
-        asyncio.create_task(client.run(begin + number * plan.period / plan.sessions, plan.period, stop))
-        for number, client in enumerate(clients)
-    ]
-    try:
+    """Steady pace, SIGKILL, watch until every affected client is answered again (or `give_up`), then a little more."""
+    async with paced_clients(started, plan.sessions, plan.period, keep_cookies=plan.keep_cookies) as clients:
         return await _kill_and_watch(started, clients, plan)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks)
-        remaining = iter(clients)
-
-        async def closer() -> None:
-            for client in remaining:
-                await client.end()
-
-        await asyncio.gather(*(closer() for _ in range(OPEN_CONCURRENCY)))
 
 
 async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -> Failover:
@@ -332,18 +375,17 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
     nodes = [node_of(started, client) for client in clients]
     per_node = {name: nodes.count(name) for name in started.node_names}
     victim = max(per_node, key=per_node.__getitem__)
-    generations = [client.generation for client in clients]
     affected = [node == victim for node in nodes]
-    for client, hit in zip(clients, affected, strict=True):
-        client.recover_after = client.generation if hit else None
     assert started.traefik is not None
     traefik_log = started.traefik.log_path
     log_offset = traefik_log.stat().st_size
     rotation, watched = Rotation(), asyncio.Event()
     killed, after_kill = time.monotonic(), CpuMeter()
+    for client, hit in zip(clients, affected, strict=True):
+        client.watch_from = killed if hit else None
     await asyncio.to_thread(started.kill_node, victim)
     watcher = asyncio.create_task(_watch_rotation(started, victim, killed, rotation, watched))
-    everyone_back = asyncio.gather(*(client.recovered.wait() for client in clients if client.recover_after is not None))
+    everyone_back = asyncio.gather(*(client.answered.wait() for client in clients if client.watch_from is not None))
     with contextlib.suppress(TimeoutError):  # the clients still down are counted below
         await asyncio.wait_for(everyone_back, max(0.0, plan.give_up - (time.monotonic() - killed)))
     await asyncio.sleep(plan.after)
@@ -375,17 +417,21 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
             result.after_latencies += [a.latency for a in calls if a.at >= killed]
         failed = [a for a in client.attempts if a.at >= killed and not a.ok]
         result.statuses.update(a.status for a in failed)
-        back = next(
-            (a.at for a in client.attempts if a.what == "call" and a.ok and a.generation > generations[number]),
-            None,
-        )
+        answered = [a.at for a in calls if a.at - a.latency >= killed]
+        if failed:
+            back = next((at for at in answered if at > failed[0].at), None)
+            recovered = back - killed if back is not None else None
+        else:
+            recovered = 0.0 if answered else None
         result.outcomes.append(
             ClientOutcome(
                 node=nodes[number],
                 affected=affected[number],
                 failures=Counter(_kind(a.status) for a in failed),
                 first_failure=failed[0].at - killed if failed else None,
-                recovered=back - killed if back is not None else None,
+                recovered=recovered,
+                first_answer=answered[0] - killed if answered else None,
+                reinitialized=sum(1 for a in client.attempts if a.what == "initialize" and a.at - a.latency >= killed),
             )
         )
         fives = [a.at - killed for a in failed if a.status >= 500]
