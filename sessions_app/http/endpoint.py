@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp.types import INTERNAL_ERROR
 
-from sessions_app.conf import mcp_settings
+from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http import wire
 from sessions_app.http.eras import Era, era_of
 from sessions_app.http.exceptions import MethodNotAllowed, TransportError
@@ -20,6 +20,7 @@ from sessions_app.http.handshake import serve_handshake
 from sessions_app.http.request import McpRequest, parse_message_object, require_post_headers, require_trusted_caller
 from sessions_app.http.stateless import serve_stateless
 from sessions_app.http.writer import ResponseWriter, send_error, send_json
+from sessions_app.session.manager import session_manager
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,19 @@ ALLOWED_METHODS = "GET, POST, DELETE"
 async def serve(writer: ResponseWriter, request: McpRequest, body: bytes) -> None:
     """Answer one request to /mcp whose whole body has been read (and found within MCP_MAX_BODY_BYTES)."""
     settings = mcp_settings()
+    if request.relayed:
+        # Counted so that a node handing its sessions off answers these first.
+        manager = session_manager()
+        manager.relayed_in += 1
+        try:
+            await _serve(writer, request, body, settings)
+        finally:
+            manager.relayed_in -= 1
+    else:
+        await _serve(writer, request, body, settings)
+
+
+async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, settings: McpSettings) -> None:
     try:
         require_trusted_caller(request, settings)
         if request.method not in ("GET", "POST", "DELETE"):

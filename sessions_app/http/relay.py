@@ -48,6 +48,8 @@ REPLY = "relay.reply"
 DISCONNECT = "relay.disconnect"
 # How long a relay waits for its own node's inbox to be subscribed.
 INBOX_READY_WAIT = 2.0
+# How often, at most, a relay whose answer has not started asks whether its owner still listens.
+FIRST_ANSWER_CHECK = 1.0
 
 Serve = Callable[[ResponseWriter, McpRequest, bytes], Awaitable[None]]
 
@@ -107,7 +109,9 @@ async def _write_replies(
     expected = 0
     while True:
         try:
-            async with asyncio.timeout(owner_check):
+            # Until the answer starts, the owner is checked on more often: a
+            # request it dropped while leaving should not keep a client waiting.
+            async with asyncio.timeout(owner_check if writer.started else min(owner_check, FIRST_ANSWER_CHECK)):
                 reply = await replies.get()
         except TimeoutError:
             if await inbox.is_listening(target):

@@ -59,6 +59,8 @@ class SessionManager:
         self._drain_installed = False
         # SSE responses being written (handshake._stream), from sockets or relayed.
         self.open_streams = 0
+        # Requests relayed here from other nodes and not answered yet (endpoint.serve).
+        self.relayed_in = 0
         # Sessions being adopted, by id: requests for them wait for the outcome.
         self._adopting: dict[str, asyncio.Future[McpSession | None]] = {}
         node.on_store_lost = self.publish_all
@@ -316,8 +318,10 @@ class SessionManager:
             except Exception:
                 logger.exception("MCP session %s did not stop cleanly while handed off", short_id(session.id))
         # The streams just ended still have their last piece (the retry: hint)
-        # to write, to a socket or back through the relay: let them, before exit.
-        await _poll_until(lambda: not self.open_streams, deadline)
+        # to write, and requests relayed here their answer to send back: let
+        # them, before exit. An edge waiting for an answer that never comes
+        # would only notice after MCP_NODE_HEARTBEAT_TTL, and answer 502.
+        await _poll_until(lambda: not self.open_streams and not self.relayed_in, deadline)
         logger.warning("Handed off %d MCP sessions for adoption", len(sessions))
 
     async def close_all(self, reason: str) -> None:
