@@ -47,8 +47,8 @@ conformance: $(VENV)/.test-deps
 
 test: lint typecheck pytest conformance
 
-# Our node beside the official SDK's own server, and the cluster (issue 6's seven
-# scenarios), about ten minutes: writes docs/benchmarks.md and docs/benchmarks.png.
+# Our node beside the official SDK's own server, and the cluster (nine scenarios),
+# about twelve minutes: writes docs/benchmarks.md and docs/benchmarks.png.
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench --out docs/benchmarks.md
 
