@@ -351,7 +351,8 @@ def node_of(started: Cluster, client: Client) -> str:
     return node_for_cookie(started, client.cookie) if client.cookie else "-"
 
 
-def _kind(status: int) -> str:
+def failure_kind(status: int) -> str:
+    """How a failed call is counted: transport, 5xx, 404 or other."""
     if status == TRANSPORT:
         return "transport"
     if status >= 500:
@@ -427,7 +428,7 @@ async def _kill_and_watch(started: Cluster, clients: list[Client], plan: Plan) -
             ClientOutcome(
                 node=nodes[number],
                 affected=affected[number],
-                failures=Counter(_kind(a.status) for a in failed),
+                failures=Counter(failure_kind(a.status) for a in failed),
                 first_failure=failed[0].at - killed if failed else None,
                 recovered=recovered,
                 first_answer=answered[0] - killed if answered else None,

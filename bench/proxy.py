@@ -38,7 +38,7 @@ import os
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,11 +364,10 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def _routers_logged(log: Path, offset: int) -> dict[str, Counter[str]]:
-    """/mcp requests in a Traefik JSON access log from `offset` on: routers counted by entrypoint."""
-    found: dict[str, Counter[str]] = {}
+def mcp_access_log(log: Path, offset: int) -> Iterator[dict[str, Any]]:
+    """The /mcp entries of a Traefik JSON access log, from byte `offset` on."""
     if not log.exists():
-        return found
+        return
     with log.open(errors="replace") as lines:
         lines.seek(offset)
         for line in lines:
@@ -377,9 +376,16 @@ def _routers_logged(log: Path, offset: int) -> dict[str, Counter[str]]:
             except ValueError:
                 continue  # a line being written as we read
             if str(entry.get("RequestPath", "")).startswith("/mcp"):
-                entrypoint = str(entry.get("entryPointName") or entry.get("EntryPointName") or "?")
-                router = str(entry.get("RouterName", "?")).removesuffix("@file")
-                found.setdefault(entrypoint, Counter())[router] += 1
+                yield entry
+
+
+def _routers_logged(log: Path, offset: int) -> dict[str, Counter[str]]:
+    """/mcp requests in a Traefik JSON access log from `offset` on: routers counted by entrypoint."""
+    found: dict[str, Counter[str]] = {}
+    for entry in mcp_access_log(log, offset):
+        entrypoint = str(entry.get("entryPointName") or entry.get("EntryPointName") or "?")
+        router = str(entry.get("RouterName", "?")).removesuffix("@file")
+        found.setdefault(entrypoint, Counter())[router] += 1
     return found
 
 

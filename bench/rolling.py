@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
-import json
 import re
 import time
 from collections import Counter
@@ -36,9 +35,9 @@ from pathlib import Path
 
 from deploy.cluster import Cluster
 
-from .failover import TRANSPORT, Client, paced_clients, revive
+from .failover import Client, failure_kind, paced_clients, revive
 from .load import percentile
-from .proxy import CpuMeter
+from .proxy import CpuMeter, mcp_access_log
 
 # Node log lines of ADR 9's two moves (sessions_app/session/manager.py).
 HANDED_OFF = re.compile(r"Handed off (\d+) MCP sessions")
@@ -181,7 +180,7 @@ async def _restart_and_watch(started: Cluster, clients: list[Client], plan: Plan
         failed_before += sum(1 for a in client.attempts if steady <= a.at < began and not a.ok)
         failed = [a for a in client.attempts if a.at >= began and not a.ok]
         statuses.update(a.status for a in failed)
-        detail += [(a.at - a.latency - began, a.at - began, _kind(a.status)) for a in failed]
+        detail += [(a.at - a.latency - began, a.at - began, failure_kind(a.status)) for a in failed]
         calls = [a for a in client.attempts if a.what == "call" and a.ok]
         latencies_before += [a.latency for a in calls if steady <= a.at < began]
         latencies_during += [a.latency for a in calls if began <= a.at <= ended]
@@ -190,7 +189,7 @@ async def _restart_and_watch(started: Cluster, clients: list[Client], plan: Plan
         marks = [last_before, *(at for at in answered if at >= began), ended]
         runs.append(
             ClientRun(
-                failures=Counter(_kind(a.status) for a in failed),
+                failures=Counter(failure_kind(a.status) for a in failed),
                 in_flight=sum(1 for a in failed if any(a.at - a.latency < out and a.at >= term for term, out in stops)),
                 reinitialized=sum(1 for a in client.attempts if a.what == "initialize" and a.at - a.latency >= began),
                 longest_silence=max(later - earlier for earlier, later in itertools.pairwise(marks)),
@@ -214,39 +213,22 @@ async def _restart_and_watch(started: Cluster, clients: list[Client], plan: Plan
     )
 
 
-def _kind(status: int) -> str:
-    if status == TRANSPORT:
-        return "transport"
-    if status >= 500:
-        return "5xx"
-    return "404" if status == 404 else "other"
-
-
 def _count(started: Cluster, pattern: re.Pattern[str]) -> int:
     return sum(len(pattern.findall(started.node_log(name))) for name in started.node_names)
 
 
 def _traefik_5xx(started: Cluster, log: Path, offset: int, restarts: list[Restart]) -> list[tuple[str, bool]]:
     """Traefik's 5xx answers to /mcp in its access log from `offset` on: (node sent to, in flight at its stop)."""
-    if not log.exists():
-        return []
     by_address = {started.node_url(name).removeprefix("http://"): name for name in started.node_names}
     windows = {r.node: (r.wall_sigterm, r.wall_exited) for r in restarts}
     found = []
-    with log.open(errors="replace") as lines:
-        lines.seek(offset)
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line being written as we read
-            status = int(entry.get("DownstreamStatus") or 0)
-            if not str(entry.get("RequestPath", "")).startswith("/mcp") or status < 500:
-                continue
-            node = by_address.get(str(entry.get("ServiceAddr", "")), "-")
-            start = _wall(str(entry.get("StartUTC", "")))
-            window = windows.get(node)
-            found.append((node, window is not None and start is not None and start < window[1]))
+    for entry in mcp_access_log(log, offset):
+        if int(entry.get("DownstreamStatus") or 0) < 500:
+            continue
+        node = by_address.get(str(entry.get("ServiceAddr", "")), "-")
+        start = _wall(str(entry.get("StartUTC", "")))
+        window = windows.get(node)
+        found.append((node, window is not None and start is not None and start < window[1]))
     return found
 
 
