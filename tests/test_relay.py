@@ -148,7 +148,8 @@ def test_every_request_of_a_session_is_served_whichever_node_it_reaches(
     assert answer["id"] == 11
     assert answer["result"]["content"][0]["text"] == "ticked"
 
-    assert round_robin.statuses == [("POST", status, url) for _, status, url in round_robin.statuses]
+    # The requests really went round all three nodes, and none was refused.
+    assert {url for _, _, url in round_robin.statuses} == {node.url for node in trio}
     assert all(status in (200, 202) for _, status, _ in round_robin.statuses)
     relayed = [line for node in trio[1:] for line in miss_lines(node)]
     assert relayed
