@@ -269,6 +269,37 @@ MCP_SERVER_ADOPTABLE = (
 # instead of closing them (records deleted, clients get 404).
 MCP_SHUTDOWN_HANDOFF = env_bool("MCP_SHUTDOWN_HANDOFF", True)
 
+# --- Authorization: /mcp and /graphql as an OAuth 2.1 resource server ----------
+
+# Who issues the tokens /mcp and /graphql accept: `embedded` (oauth_app on these
+# nodes), `jwt` (an external issuer's JWTs, checked with its published keys),
+# `introspection` (an external issuer's RFC 7662 endpoint) or `off`. Required
+# (embedded) unless DJANGO_DEBUG is on; `off` in production must be written out.
+MCP_AUTH = os.environ.get("MCP_AUTH", "") or ("off" if DEBUG else "embedded")
+# This server's canonical URI: the audience (RFC 8707 resource) every token must name.
+MCP_RESOURCE_URI = os.environ.get("MCP_RESOURCE_URI", "http://127.0.0.1:8000/mcp")
+# The external issuer's URL (jwt, introspection); its keys are discovered from
+# its metadata unless MCP_AUTH_JWKS_URL names them.
+MCP_AUTH_ISSUER = os.environ.get("MCP_AUTH_ISSUER", "")
+MCP_AUTH_JWKS_URL = os.environ.get("MCP_AUTH_JWKS_URL", "")
+MCP_AUTH_JWKS_CACHE_SECONDS = env_float("MCP_AUTH_JWKS_CACHE_SECONDS", 3600.0)
+MCP_AUTH_ALGORITHMS = env_list("MCP_AUTH_ALGORITHMS", ["RS256", "PS256", "ES256"])
+# Clock skew allowed when checking a token's expiry, in seconds.
+MCP_AUTH_LEEWAY = env_float("MCP_AUTH_LEEWAY", 10.0)
+# introspection: the endpoint, and this resource server's client credentials there.
+MCP_AUTH_INTROSPECTION_URL = os.environ.get("MCP_AUTH_INTROSPECTION_URL", "")
+MCP_AUTH_CLIENT_ID = os.environ.get("MCP_AUTH_CLIENT_ID", "")
+MCP_AUTH_CLIENT_SECRET = os.environ.get("MCP_AUTH_CLIENT_SECRET", "")
+# Seconds a verified token is trusted before it is checked again: the most a
+# revocation can take to be noticed; entries kept per process.
+MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 30.0)
+MCP_AUTH_CACHE_ENTRIES = env_int("MCP_AUTH_CACHE_ENTRIES", 10_000)
+# Reading (tools marked read-only, resources, prompts, GraphQL queries) and writing.
+MCP_AUTH_READ_SCOPE = os.environ.get("MCP_AUTH_READ_SCOPE", "mcp:read")
+MCP_AUTH_WRITE_SCOPE = os.environ.get("MCP_AUTH_WRITE_SCOPE", "mcp:write")
+# GraphQL queries without a token (mutations always need the write scope).
+GRAPHQL_PUBLIC_QUERIES = env_bool("GRAPHQL_PUBLIC_QUERIES", False)
+
 LOGGING = {
     "version": 1,
     # Keep daphne's and Django's own loggers: disabling them hides daphne's warnings.

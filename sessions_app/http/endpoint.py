@@ -14,6 +14,7 @@ from mcp.types import INTERNAL_ERROR
 
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http import wire
+from sessions_app.http.authorization import authenticate, authorize
 from sessions_app.http.eras import Era, era_of
 from sessions_app.http.exceptions import MethodNotAllowed, TransportError
 from sessions_app.http.handshake import serve_handshake
@@ -47,10 +48,13 @@ async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, setti
         require_trusted_caller(request, settings)
         if request.method not in ("GET", "POST", "DELETE"):
             raise MethodNotAllowed("Method Not Allowed", headers={"Allow": ALLOWED_METHODS})
+        # A relayed request is checked again at its owner: the owner trusts no other node's word.
+        request, principal = await authenticate(request)
         message: dict[str, Any] | None = None
         if request.method == "POST":
             require_post_headers(request, json_only=settings.json_response)
             message = parse_message_object(body)
+        await authorize(principal, message)
         if era_of(request.method, request.headers, message) is Era.STATELESS:
             assert message is not None
             await serve_stateless(writer, request, message, settings)

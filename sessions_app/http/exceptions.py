@@ -43,6 +43,14 @@ class SessionNotFound(TransportError):
     status = 404
 
 
+class AuthorizationFailed(TransportError):
+    """No valid bearer token (401), or one without the scope the request needs (403); with the challenge."""
+
+    def __init__(self, message: str, *, status: int, challenge: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
+        self.status = status
+
+
 class MethodNotAllowed(TransportError):
     """The HTTP method is not one /mcp serves (405, with Allow)."""
 

@@ -10,6 +10,7 @@ to it (http/relay.py), anything else gets the one 404.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from sessions_app.cluster.misroute import Miss, locate_miss, log_miss
-from sessions_app.cluster.routing import MissKind
+from sessions_app.cluster.routing import MissKind, session_hash
 from sessions_app.conf import McpSettings
 from sessions_app.http import relay, wire
 from sessions_app.http.exceptions import (
@@ -35,6 +36,9 @@ from sessions_app.http.writer import ResponseWriter, send_json, send_sse
 from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_event_id
 from sessions_app.session.manager import session_manager
 from sessions_app.session.session import McpSession, RequestInfo, Stream
+
+# Requests naming a session another principal opened (a leaked or guessed id).
+auth_logger = logging.getLogger("sessions_app.auth")
 
 LOST_IN_FLIGHT = (
     "Bad Gateway: the node serving this session stopped before it answered; the request may or may not have run."
@@ -89,7 +93,7 @@ async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, 
         raise BadRequest("Invalid Request: not a JSON-RPC request, notification or response") from None
     info = RequestInfo(request.headers)
     if isinstance(message, JSONRPCRequest) and message.method == "initialize":
-        reply, session_id = await session_manager().initialize(message, info)
+        reply, session_id = await session_manager().initialize(message, info, request.principal)
         headers = {wire.SESSION_ID_HEADER: session_id} if session_id is not None else None
         await send_json(writer, 200, wire.dump_message(reply), headers)
         return
@@ -172,6 +176,12 @@ async def _local_session(request: McpRequest) -> McpSession:
     session = await session_manager().find(session_id)
     if session is None:
         raise SessionMiss(session_id)
+    if session.principal != request.principal:
+        # Someone else's session: the same 404 as a session that does not exist.
+        auth_logger.warning(
+            "%s for MCP session %s by another principal: answered 404", request.method, session_hash(session_id)
+        )
+        raise SessionNotFound(SESSION_NOT_FOUND)
     return session
 
 
@@ -202,6 +212,10 @@ async def _serve_miss(
     # gone, a claim can lose to another node's. Each turn looks again.
     for _ in range(MISS_TURNS):
         miss = await locate_miss(session_id)
+        if miss.record is not None and miss.record.principal != request.principal:
+            # Neither relayed, adopted nor closed: nothing may tell that this id exists.
+            log_miss(miss, "404, another principal's session")
+            raise SessionNotFound(SESSION_NOT_FOUND)
         if miss.kind is MissKind.MISROUTE:
             outcome = await _relay(writer, request, body, miss, settings)
             if outcome in (relay.Outcome.RELAYED, relay.Outcome.CLIENT_LEFT):
@@ -218,7 +232,7 @@ async def _serve_miss(
             miss = replace(miss, kind=MissKind.STALE, reason="owner not listening")
         if miss.kind is not MissKind.STALE or request.method == "DELETE" or miss.record is None:
             break
-        if not await manager.can_adopt(miss.record):
+        if not await manager.can_adopt(miss.record, request.principal):
             break
         if await manager.adopt(miss.record) is not None:
             log_miss(miss, "adopted")

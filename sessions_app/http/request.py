@@ -33,6 +33,9 @@ class McpRequest:
     scope_headers: list[tuple[bytes, bytes]] = field(repr=False)
     # Forwarded by another node's relay: served here or refused, never relayed again.
     relayed: bool = False
+    # Whom the request's token names (auth/principal.py `Principal.key`), once
+    # checked; "" with authorization off.
+    principal: str = ""
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:

@@ -7,8 +7,9 @@ and kept open for the life of the process.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
@@ -25,6 +26,8 @@ class HostedServer:
     lifespan_state: Any
     # Whether another node may adopt its sessions (session/adoption.py).
     adoptable: bool = False
+    # What each tool needs, "read" or "write" (auth/scopes.py); a tool not named needs "write".
+    tool_access: Mapping[str, str] = field(default_factory=dict)
 
 
 _hosted: HostedServer | None = None
@@ -40,6 +43,14 @@ def load_server(dotted_path: str) -> Server[Any]:
     if not isinstance(server, Server):
         raise ImproperlyConfigured(f"MCP_SERVER {dotted_path!r} is not an mcp.server.Server instance")
     return server
+
+
+def declared_tool_access(dotted_path: str) -> dict[str, str]:
+    """The server module's `TOOL_ACCESS`: tool name to "read" or "write"."""
+    declared = getattr(import_module(dotted_path.rpartition(".")[0]), "TOOL_ACCESS", {})
+    if not isinstance(declared, Mapping) or not set(declared.values()) <= {"read", "write"}:
+        raise ImproperlyConfigured(f"TOOL_ACCESS beside MCP_SERVER {dotted_path!r} must map tool names to read/write")
+    return dict(declared)
 
 
 def declares_adoptable(dotted_path: str, setting: bool | None) -> bool:
@@ -61,5 +72,10 @@ async def hosted_server() -> HostedServer:
             settings = mcp_settings()
             server = load_server(settings.server)
             state = await _exit_stack.enter_async_context(server.lifespan(server))
-            _hosted = HostedServer(server, state, declares_adoptable(settings.server, settings.server_adoptable))
+            _hosted = HostedServer(
+                server,
+                state,
+                declares_adoptable(settings.server, settings.server_adoptable),
+                declared_tool_access(settings.server),
+            )
     return _hosted

@@ -108,15 +108,14 @@ class SessionManager:
         adopting = self._adopting.get(session_id)
         return await asyncio.shield(adopting) if adopting is not None else None
 
-    async def can_adopt(self, record: SessionRecord, principal: str = "") -> bool:
+    async def can_adopt(self, record: SessionRecord, principal: str) -> bool:
         """Whether this node may adopt, for a request from `principal`, the session `record` describes."""
-        return self.may_adopt(await hosted_server(), record, principal)
-
-    def may_adopt(self, host: HostedServer, record: SessionRecord, principal: str = "") -> bool:
         # Never across principals: a session is bound to whoever created it.
+        return record.principal == principal and self.may_adopt(await hosted_server(), record)
+
+    def may_adopt(self, host: HostedServer, record: SessionRecord) -> bool:
         return (
-            record.principal == principal
-            and self.settings.adoption
+            self.settings.adoption
             and host.adoptable
             and record.adoptable
             and not self.node.draining
@@ -162,6 +161,7 @@ class SessionManager:
             created_at=record.created_at,
             adopted_from=record.node_id,
             epoch=int(time.time() * 1000),
+            principal=record.principal,
         )
         claimed = replace(record.owned_by(self.node.node_id, self.node.boot_id), channel_name=channel_name)
         try:
@@ -195,7 +195,9 @@ class SessionManager:
         )
         return session
 
-    async def initialize(self, message: JSONRPCRequest, info: RequestInfo) -> tuple[JSONRPCMessage, str | None]:
+    async def initialize(
+        self, message: JSONRPCRequest, info: RequestInfo, principal: str = ""
+    ) -> tuple[JSONRPCMessage, str | None]:
         """Open a session with `initialize`: the server's answer, and the new session's id.
 
         The id comes back only with a successful answer: a refused or
@@ -203,6 +205,7 @@ class SessionManager:
         an id. The answer is always one JSON message.
         """
         session = await self.create()
+        session.principal = principal
         session.accept_initialize(message.params or {})
         stream = session.open_request_stream(message, json_response=True)
         assert stream.response is not None
@@ -247,6 +250,7 @@ class SessionManager:
             subscriptions=tuple(session.subscriptions),
             adoptable=session.adoptable,
             adopted_from=session.adopted_from,
+            principal=session.principal,
         )
 
     def _state_changed(self, session: McpSession) -> None:

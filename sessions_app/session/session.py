@@ -114,6 +114,9 @@ class McpSession:
     subscriptions: list[str] = field(default_factory=list)
     adoptable: bool = True
     adopted_from: str = ""
+    # Who opened it (auth/principal.py `Principal.key`; "" with authorization off):
+    # every later request must come from the same principal.
+    principal: str = ""
     # Called when a request changed the continuation state (the manager records it again).
     on_state_change: Callable[[McpSession], None] = lambda session: None
     # Stream numbers and the standalone stream's sequence start after this:
