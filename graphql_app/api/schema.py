@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from strawberry.tools import merge_types
 
+from .access import RequireScopes
 from .error_policy import MaskServerErrors, Schema
 from .mutations import DecisionMutations
 from .queries import DecisionQueries
@@ -15,4 +16,4 @@ from .queries import DecisionQueries
 Query = merge_types("Query", (DecisionQueries,))
 Mutation = merge_types("Mutation", (DecisionMutations,))
 
-schema = Schema(query=Query, mutation=Mutation, extensions=[MaskServerErrors])
+schema = Schema(query=Query, mutation=Mutation, extensions=[RequireScopes, MaskServerErrors])

@@ -1,23 +1,27 @@
 """The /graphql HTTP view: strawberry's async view, GraphiQL only when DEBUG is on.
 
-CSRF: the view is exempt from Django's CSRF check, on purpose. CSRF abuses
-credentials a browser attaches by itself (cookies); this API reads none (no
-session, no user), so a forged request can do nothing an anonymous one
-cannot, and non-browser clients have no CSRF token to send. It also stays
-unforgeable should cookie authentication ever arrive: POST bodies are read
+Who may run what is decided in access.py: bearer tokens, or a staff session
+that passes the CSRF check. The view itself is exempt from Django's CSRF
+middleware because token and anonymous callers have no CSRF token to send;
+`access.identify` runs the same check for the one kind of caller a forged
+request could borrow, the cookie-carrying staff browser. POST bodies are read
 only as `application/json` (strawberry refuses other content types; multipart
-uploads stay off), which a cross-site form cannot send and cross-site
-JavaScript cannot send without a CORS preflight we never approve; GET may only
-run queries, never mutations.
+uploads stay off), which a cross-site form cannot send; GET may only run
+queries, never mutations.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 from strawberry.http.base import BaseRequestProtocol
 
+from .access import Caller, identify
 from .schema import schema
 
 
@@ -25,6 +29,13 @@ class GraphQLView(AsyncGraphQLView):
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # Read per request, not at import: settings may differ by then (tests).
         return bool(settings.DEBUG) and super().should_render_graphql_ide(request)
+
+    async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        caller = await identify(request)
+        if not isinstance(caller, Caller):
+            return caller
+        request.graphql_caller = caller  # type: ignore[attr-defined]  # read by access.RequireScopes
+        return await super().dispatch(request, *args, **kwargs)
 
 
 graphql_view = csrf_exempt(GraphQLView.as_view(schema=schema, multipart_uploads_enabled=False))
