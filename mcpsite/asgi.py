@@ -15,7 +15,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from sessions_app.auth.startup import announce_authorization  # noqa: E402
 from sessions_app.http.consumer import McpConsumer  # noqa: E402
+
+announce_authorization()
 
 application = ProtocolTypeRouter(
     {

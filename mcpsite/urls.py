@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import path
 
 from graphql_app.api.views import graphql_view
-from sessions_app.views import healthz
+from sessions_app.views import healthz, protected_resource_metadata
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("graphql", graphql_view, name="graphql"),
+    path(".well-known/oauth-protected-resource", protected_resource_metadata),
+    path(".well-known/oauth-protected-resource/<path:resource_path>", protected_resource_metadata),
 ]

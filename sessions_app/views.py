@@ -1,9 +1,12 @@
 """Plain Django views of the sessions app."""
 
 import asyncio
+from urllib.parse import urlsplit
 
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.http import require_safe
 
+from sessions_app.auth.resource import resource_server
 from sessions_app.session.manager import session_manager
 
 
@@ -20,3 +23,21 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         "tasks": len(asyncio.all_tasks()),
     }
     return JsonResponse(body, status=503 if node.draining else 200)
+
+
+@require_safe
+def protected_resource_metadata(request: HttpRequest, resource_path: str = "") -> JsonResponse:
+    """RFC 9728 metadata for /mcp: where its tokens come from and which scopes exist.
+
+    Served at the well-known prefix followed by the resource's path (the URL a
+    401's challenge names) and, for clients that only try it, at the bare prefix.
+    """
+    server = resource_server()
+    path = urlsplit(server.settings.resource).path.strip("/")
+    if not server.enabled or (resource_path and resource_path.strip("/") != path):
+        raise Http404("No protected resource here")
+    response = JsonResponse(server.metadata())
+    # Public facts that browser-based clients read across origins.
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Cache-Control"] = "public, max-age=3600"
+    return response

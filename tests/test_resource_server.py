@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sessions_app.auth import jwt_verifier, resource
+from sessions_app.auth import jwt_verifier
 from sessions_app.auth.conf import AuthMode, AuthSettings
 from sessions_app.auth.jwt_verifier import JwtVerifier, LocalKeys, RemoteKeys
 from sessions_app.auth.principal import InvalidToken, Principal
@@ -81,10 +81,7 @@ async def test_a_good_token_names_its_principal_and_scopes() -> None:
         (lambda: token(sub=None), "invalid"),
         (lambda: token(key=OTHER_KEY), "invalid"),
         (lambda: token(kid="unknown"), "key this server does not know"),
-        (
-            lambda: jwt.encode({"iss": ISSUER, "aud": RESOURCE, "sub": "42", "exp": 2**31}, None, algorithm="none"),
-            "none",
-        ),
+        (lambda: _unsigned(), "none"),
         (lambda: _hs256_with_public_key(), "HS256"),
         (lambda: "not.a.jwt", "not a JWT"),
     ],
@@ -119,7 +116,7 @@ def _hs256_with_public_key() -> str:
 
 
 def _unsigned() -> str:
-    return jwt.encode({"iss": ISSUER, "aud": RESOURCE, "sub": "42", "exp": 2**31}, None, algorithm="none")
+    return jwt.encode({"iss": ISSUER, "aud": RESOURCE, "sub": "42", "exp": 2**31}, None, algorithm="none")  # type: ignore[arg-type]
 
 
 def _b64(part: dict[str, Any]) -> str:
@@ -179,15 +176,15 @@ async def test_a_verified_token_is_trusted_for_the_cache_period_then_checked_aga
     server = ResourceServer(settings(cache_seconds=30.0), counting)
     bearer = f"Bearer {token()}"
     now = time.time()
-    monkeypatch.setattr(resource.time, "time", lambda: now)
+    monkeypatch.setattr("sessions_app.auth.resource.time.time", lambda: now)
     for _ in range(5):
         await server.authenticate(bearer)
     assert counting.checks == 1
     counting.active = False
     # Revoked, but within the documented bound the cached verdict stands.
-    monkeypatch.setattr(resource.time, "time", lambda: now + 29)
+    monkeypatch.setattr("sessions_app.auth.resource.time.time", lambda: now + 29)
     await server.authenticate(bearer)
-    monkeypatch.setattr(resource.time, "time", lambda: now + 31)
+    monkeypatch.setattr("sessions_app.auth.resource.time.time", lambda: now + 31)
     with pytest.raises(AuthFailure) as refused:
         await server.authenticate(bearer)
     assert refused.value.status == 401
@@ -199,7 +196,7 @@ async def test_a_cached_token_still_expires_on_time(monkeypatch: pytest.MonkeyPa
     now = time.time()
     bearer = f"Bearer {token(exp=int(now) + 10)}"
     await server.authenticate(bearer)
-    monkeypatch.setattr(resource.time, "time", lambda: now + 11)
+    monkeypatch.setattr("sessions_app.auth.resource.time.time", lambda: now + 11)
     with pytest.raises(AuthFailure, match="expired"):
         await server.authenticate(bearer)
 
@@ -252,6 +249,7 @@ class Issuer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                body: dict[str, Any]
                 if self.path == "/.well-known/oauth-authorization-server":
                     body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
                 elif self.path == "/jwks":

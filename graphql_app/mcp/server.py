@@ -15,6 +15,9 @@ from sessions_app.cluster.change_feed import change_feed
 
 from . import prompts, resources, tools
 from .notifications import bus, deliver
+from .tools import TOOL_ACCESS
+
+__all__ = ["ADOPTABLE", "TOOL_ACCESS", "server"]
 
 # Another node may adopt this server's sessions (sessions_app/session/adoption.py): what it
 # keeps per session is the resource subscriptions, which the session's record carries (the

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import ValidationError as DomainError
 from mcp.server import ServerRequestContext
-from mcp.types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams, TextContent, Tool
+from mcp.types import (
+    CallToolRequestParams,
+    CallToolResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    TextContent,
+    Tool,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as ArgumentError
 
@@ -85,23 +93,43 @@ def _change_status(args: StatusArguments) -> str:
     return f"Now {_line(record)}"
 
 
-TOOLS: dict[str, tuple[str, type[Arguments], Callable[[Any], str]]] = {
-    "search_decisions": ("Find decision records by text, category and status.", SearchArguments, _search),
-    "read_decision": ("Read one decision record as markdown.", ReadArguments, _read),
-    "propose_decision": ("Propose a new decision record; it gets the next number.", ProposeArguments, _propose),
-    "change_decision_status": (
+class ToolSpec(NamedTuple):
+    description: str
+    arguments: type[Arguments]
+    run: Callable[[Any], str]
+    # The scope a caller needs (sessions_app/auth/scopes.py): "read" or "write".
+    access: Literal["read", "write"]
+
+
+TOOLS: dict[str, ToolSpec] = {
+    "search_decisions": ToolSpec(
+        "Find decision records by text, category and status.", SearchArguments, _search, "read"
+    ),
+    "read_decision": ToolSpec("Read one decision record as markdown.", ReadArguments, _read, "read"),
+    "propose_decision": ToolSpec(
+        "Propose a new decision record; it gets the next number.", ProposeArguments, _propose, "write"
+    ),
+    "change_decision_status": ToolSpec(
         "Accept, deprecate, or supersede (by another record) a decision record.",
         StatusArguments,
         _change_status,
+        "write",
     ),
 }
+# What the transport checks before a call reaches us (MCP_SERVER's module exports it).
+TOOL_ACCESS = {name: spec.access for name, spec in TOOLS.items()}
 
 
 async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
     return ListToolsResult(
         tools=[
-            Tool(name=name, description=description, input_schema=model.model_json_schema())
-            for name, (description, model, _) in TOOLS.items()
+            Tool(
+                name=name,
+                description=spec.description,
+                input_schema=spec.arguments.model_json_schema(),
+                annotations=ToolAnnotations(read_only_hint=spec.access == "read"),
+            )
+            for name, spec in TOOLS.items()
         ]
     )
 
@@ -109,14 +137,14 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
 def input_schema(name: str) -> dict[str, Any] | None:
     """For the transport's Mcp-Param header check, without listing the tools per call."""
     tool = TOOLS.get(name)
-    return tool[1].model_json_schema() if tool is not None else None
+    return tool.arguments.model_json_schema() if tool is not None else None
 
 
 async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:
     tool = TOOLS.get(params.name)
     if tool is None:
         return _error(f"Unknown tool {params.name!r}; the tools are: {', '.join(TOOLS)}")
-    _, model, run = tool
+    model, run = tool.arguments, tool.run
     try:
         arguments = model.model_validate(params.arguments or {})
     except ArgumentError as exc:
