@@ -10,32 +10,23 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sessions_app.auth import jwt_verifier
 from sessions_app.auth.conf import AuthMode, AuthSettings
 from sessions_app.auth.jwt_verifier import JwtVerifier, LocalKeys, RemoteKeys
 from sessions_app.auth.principal import InvalidToken, Principal
 from sessions_app.auth.resource import AuthFailure, ResourceServer
+from tests.token_issuer import KEY, OTHER_KEY, Issuer
 
 ISSUER = "https://issuer.test"
 RESOURCE = "https://mcp.test/mcp"
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-KEY, OTHER_KEY = new_key(), new_key()
 
 
 def token(key: Any = KEY, kid: str = "k1", algorithm: str = "RS256", **overrides: Any) -> str:
@@ -239,50 +230,11 @@ async def test_a_narrow_token_is_told_which_scope_to_step_up_to() -> None:
 # --- an external issuer's keys: discovery, caching, rotation -------------------------
 
 
-class Issuer:
-    """A real HTTP server publishing RFC 8414 metadata and a JWKS that the test rotates."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, rsa.RSAPrivateKey] = {"k1": KEY}
-        self.jwks_fetches = 0
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body: dict[str, Any]
-                if self.path == "/.well-known/oauth-authorization-server":
-                    body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
-                elif self.path == "/jwks":
-                    issuer.jwks_fetches += 1
-                    body = {"keys": [issuer.jwk(kid, key) for kid, key in issuer.keys.items()]}
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def jwk(kid: str, key: rsa.RSAPrivateKey) -> dict[str, Any]:
-        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-        return {**public, "kid": kid, "use": "sig", "alg": "RS256"}
-
-
 @pytest.fixture
 def issuer() -> Iterator[Issuer]:
     served = Issuer()
     yield served
-    served.server.shutdown()
+    served.stop()
 
 
 def remote_verifier(issuer: Issuer) -> JwtVerifier:
