@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import (
     app_only,
+    auth_cost,
     capacity,
     failover,
     machine,
@@ -28,7 +29,7 @@ from . import (
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
-SCENARIOS = frozenset(range(1, 10))
+SCENARIOS = frozenset(range(1, 11))
 # Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
 # saturate it. At one call every 3 s the core was 70-90 % busy before the kill in the December
 # 2026 runs (with adoption), and saturated for a few seconds after it while the survivors adopt.
@@ -101,6 +102,15 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
                 f"  app alone {era:9} ours {app_cost.ours[era]:5.0f} us/req ref {app_cost.reference[era]:5.0f} us/req",
                 flush=True,
             )
+    authorized: auth_cost.AuthCost | None = None
+    if 10 in only:
+        authorized = await asyncio.to_thread(
+            auth_cost.measure, requests=plan.requests, rounds=plan.rounds, warmup=plan.warmup
+        )
+        for era in app_only.ERAS:
+            costs = ", ".join(f"{variant} {authorized.costs[variant][era]:5.0f}" for variant in auth_cost.VARIANTS)
+            added = ", ".join(f"{variant} {authorized.added(variant, era):+5.1f}" for variant in auth_cost.VARIANTS[1:])
+            print(f"  authorization {era:9} {costs} us/req; added {added} us", flush=True)
     redis: redis_cost.RedisCost | None = None
     redis_skipped = "" if shutil.which("redis-server") else "redis-server is not installed (Debian: redis-server)."
     if 7 in only and not redis_skipped:
@@ -162,6 +172,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         rolling=rolled,
         relay=relayed,
         app_cost=app_cost,
+        auth=authorized,
         machine=facts,
         plan=plan,
         smoke=args.smoke,

@@ -9,19 +9,23 @@ transport, Channels and the SDK against Starlette and the SDK's own
 transport. What the full-server figures add on top of it is the HTTP server.
 
     python -m bench.app_only ours|reference --requests N --rounds R --warmup W   # prints JSON
+
+With BENCH_AUTHORIZATION set, every request carries it as its Authorization
+header (scenario 10, bench/auth_cost.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +36,10 @@ SIDES = ("ours", "reference")
 ERAS = ("handshake", "modern")
 HOST = f"{servers.LOOPBACK}:8000"
 SLICE = 200  # requests timed together
+AUTHORIZATION_ENV = "BENCH_AUTHORIZATION"
 
 Asgi = Callable[..., Awaitable[None]]  # an ASGI 3 application
+Headers = Sequence[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -52,20 +58,31 @@ class AppCost:
 
 def measure(*, requests: int, rounds: int, warmup: int, turns: int = 2) -> AppCost:
     """Each side `turns` times, alternating, so a slow spell of the machine hits both; the cheapest counts."""
-    costs: dict[str, dict[str, float]] = {side: {} for side in SIDES}
-    for turn in range(turns):
-        # Who goes first alternates too, so neither always runs on a warmer (or busier) machine.
-        for side in SIDES if turn % 2 == 0 else SIDES[::-1]:
-            for era, cost in _run_side(side, requests, rounds, warmup).items():
-                costs[side][era] = min(costs[side].get(era, cost), cost)
+    runs = {side: functools.partial(run_side, side, requests, rounds, warmup) for side in SIDES}
+    costs = cheapest_of_turns(runs, turns)
     return AppCost(costs["ours"], costs["reference"], requests, rounds * turns)
 
 
-def _run_side(side: str, requests: int, rounds: int, warmup: int) -> dict[str, float]:
+def cheapest_of_turns(runs: Mapping[str, Callable[[], dict[str, float]]], turns: int) -> dict[str, dict[str, float]]:
+    """Each run `turns` times, in turns; the cheapest cost per era of each run counts."""
+    costs: dict[str, dict[str, float]] = {name: {} for name in runs}
+    order = list(runs)
+    for turn in range(turns):
+        # Who goes first alternates too, so none always runs on a warmer (or busier) machine.
+        for name in order if turn % 2 == 0 else order[::-1]:
+            for era, cost in runs[name]().items():
+                costs[name][era] = min(costs[name].get(era, cost), cost)
+    return costs
+
+
+def run_side(side: str, requests: int, rounds: int, warmup: int, **extra_env: str) -> dict[str, float]:
+    """One side measured in a fresh interpreter pinned to the server core, `extra_env` added to its environment."""
     if side == "ours":
-        env = servers.node_env(MCP_SERVER=servers.ECHO_SERVER, MCP_JSON_RESPONSE="1", MCP_SHUTDOWN_DRAIN_DELAY="0")
+        env = servers.node_env(
+            MCP_SERVER=servers.ECHO_SERVER, MCP_JSON_RESPONSE="1", MCP_SHUTDOWN_DRAIN_DELAY="0", **extra_env
+        )
     else:
-        env = servers.node_env(BENCH_REFERENCE_JSON="1")
+        env = servers.node_env(BENCH_REFERENCE_JSON="1", **extra_env)
     argv = [sys.executable, "-m", "bench.app_only", side, "--requests", str(requests), "--rounds", str(rounds)]
     argv += ["--warmup", str(warmup)]
     result = subprocess.run(
@@ -126,9 +143,11 @@ def asgi_request(raw: bytes) -> tuple[dict[str, Any], bytes]:
     return scope, body
 
 
-async def call(app: Asgi, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+async def call(app: Asgi, raw: bytes, extra_headers: Headers = ()) -> tuple[int, dict[bytes, bytes], bytes]:
     """One request through `app`, answered as a server would: the body, then a disconnect once it is done."""
     scope, body = asgi_request(raw)
+    # Added after parsing, not rendered into `raw`: parsing a token's long line would be harness work on the clock.
+    scope["headers"].extend(extra_headers)
     status = 0
     headers: dict[bytes, bytes] = {}
     chunks: list[bytes] = []
@@ -157,17 +176,23 @@ async def call(app: Asgi, raw: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
     return status, headers, b"".join(chunks)
 
 
+def _extra_headers() -> Headers:
+    authorization = os.environ.get(AUTHORIZATION_ENV, "")
+    return [(b"authorization", authorization.encode())] if authorization else []
+
+
 async def _measure_here(app: Asgi, requests: int, rounds: int, warmup: int) -> dict[str, float]:
-    status, headers, _ = await call(app, initialize_request(HOST))
+    extra = _extra_headers()
+    status, headers, _ = await call(app, initialize_request(HOST), extra)
     session_id = headers.get(b"mcp-session-id", b"").decode()
     if status != 200 or not session_id:
         raise RuntimeError(f"initialize failed: HTTP {status}")
-    await call(app, initialized_request(HOST, session_id))
+    await call(app, initialized_request(HOST, session_id), extra)
     factories = {"handshake": handshake_call(HOST, session_id), "modern": modern_call(HOST)}
     best: dict[str, float] = {}
     for era, factory in factories.items():
         for request_id in range(warmup):
-            status, _, answer = await call(app, factory(request_id))
+            status, _, answer = await call(app, factory(request_id), extra)
             if status != 200 or EXPECTED_IN_ANSWER not in answer:
                 raise RuntimeError(f"{era} tools/call failed: HTTP {status}: {answer[:200]!r}")
         # Timed in short slices, keeping the cheapest: on a shared machine a
@@ -176,7 +201,7 @@ async def _measure_here(app: Asgi, requests: int, rounds: int, warmup: int) -> d
         for _ in range(max(1, rounds * requests // size)):
             started = time.process_time()
             for request_id in range(size):
-                await call(app, factory(request_id))
+                await call(app, factory(request_id), extra)
             cost = (time.process_time() - started) / size * 1e6
             best[era] = min(best.get(era, cost), cost)
     return best

@@ -25,6 +25,9 @@ PACKAGES = (
     "anyio",
     "pydantic",
     "redis",
+    # Scenario 10: what verifying a token costs is mostly theirs.
+    "PyJWT",
+    "cryptography",
 )
 
 

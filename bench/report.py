@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # no display: write files only
 import matplotlib.pyplot as plt
 
 from .app_only import SLICE, AppCost
+from .auth_cost import AuthCost
 from .capacity import Capacity
 from .failover import Failover
 from .load import percentile, sign_test
@@ -60,6 +61,8 @@ RECOVERY_TARGET_S = 5.0
 FAILED_PER_CLIENT_TARGET = 1
 REINIT_TARGET = 0
 RELAY_ADDED_TARGET_MS = 1.5
+AUTH_ADDED_TARGET_US = 50.0  # server CPU a cached or JWT token may add to one call
+AUTH_LABELS = {"cached": "cached token", "jwt": "JWT verified every call"}
 # Paired slices that differ one way this consistently (two-sided sign test) count as a measurable difference.
 MEASURABLE_P = 0.05
 # Server-core load the cluster's processes do not explain (the kernel's loopback networking
@@ -86,6 +89,7 @@ def write(
     rolling: Rolling | None = None,
     relay: RelayCost | None = None,
     app_cost: AppCost | None = None,
+    auth: AuthCost | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
@@ -107,6 +111,7 @@ def write(
             relay,
             app_cost,
             rolling,
+            auth,
         )
     )
     return plot
@@ -128,6 +133,7 @@ def _markdown(
     relay: RelayCost | None,
     app_cost: AppCost | None,
     rolling: Rolling | None = None,
+    auth: AuthCost | None = None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -156,7 +162,7 @@ def _markdown(
         "",
         "## Targets",
         "",
-        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling),
+        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling, auth),
         "",
         f"![throughput and p99 latency]({plot_name})",
         "",
@@ -197,6 +203,10 @@ def _markdown(
         "## Scenario 9: rolling restart: SIGTERM each node in turn under handshake sessions without cookies",
         "",
         *_rolling_section(rolling, redis_skipped),
+        "",
+        "## Scenario 10: authorization cost: `tools/call` with and without a bearer token, the application alone",
+        "",
+        *_auth_section(auth),
         "",
     ]
     if profile:
@@ -257,6 +267,7 @@ def _targets(
     relay: RelayCost | None,
     app_cost: AppCost | None,
     rolling: Rolling | None = None,
+    auth: AuthCost | None = None,
 ) -> list[str]:
     """Issue 6's targets against this run, one line each; the sections below hold the details."""
     lines = ["| Target | Measured | Verdict |", "|---|---|---|"]
@@ -355,6 +366,15 @@ def _targets(
             f"{_seconds(max(rolling.silences, default=None))} s | "
             f"{_verdict(not _rolling_gaps(rolling), '; '.join(_rolling_gaps(rolling)))} |"
         )
+    if auth is not None:
+        measured = "; ".join(
+            f"{AUTH_LABELS[variant]} " + ", ".join(f"{auth.added(variant, era):+.1f} us ({era})" for era in ERAS)
+            for variant in AUTH_LABELS
+        )
+        lines.append(
+            f"| Scenario 10: a cached or JWT token adds under {AUTH_ADDED_TARGET_US:g} us of server CPU per call "
+            f"| {measured} | {_verdict(not _auth_gaps(auth), '; '.join(_auth_gaps(auth)))} |"
+        )
     return lines if len(lines) > 2 else [NOT_RUN]
 
 
@@ -387,6 +407,63 @@ def _app_cost_section(app_cost: AppCost | None, rows: Sequence[Row]) -> list[str
             f"| {era} | {app_cost.ours[era]:.0f} | {ours_whole} | {app_cost.reference[era]:.0f} | {ref_whole} "
             f"| {app_cost.ratio(era):.2f} |"
         )
+    return lines
+
+
+def _auth_gaps(auth: AuthCost, variants: Sequence[str] = tuple(AUTH_LABELS)) -> list[str]:
+    return [
+        f"{AUTH_LABELS[variant]}, {era}: {auth.added(variant, era) - AUTH_ADDED_TARGET_US:.1f} us over"
+        for variant in variants
+        for era in ERAS
+        if auth.added(variant, era) >= AUTH_ADDED_TARGET_US
+    ]
+
+
+def _auth_section(auth: AuthCost | None) -> list[str]:
+    if auth is None:
+        return [NOT_RUN]
+    lines = [
+        "Our application alone, measured as in Where the gap in scenarios 1 and 2 is (the echo server, JSON "
+        "answers, the `tools/call` bytes sent straight into `mcpsite.asgi` in a fresh interpreter pinned to the "
+        "server core, no HTTP server), three ways: **off**, `MCP_AUTH=off` and no token; **cached**, "
+        "`MCP_AUTH=jwt` and every request (`initialize` too) with `Authorization: Bearer` and one RS256 JWT, "
+        "with the default `MCP_AUTH_CACHE_SECONDS`, so after its first request the token is found in the "
+        "per-process table of verified tokens; **JWT**, the same with `MCP_AUTH_CACHE_SECONDS=0`, so every "
+        "request verifies the signature, issuer, audience and expiry. The issuer is tests/token_issuer.py's, a "
+        "real HTTP server on loopback in the harness; each interpreter fetches its metadata and JWKS once, "
+        "during the warm-up. The token names this resource and grants `mcp:read mcp:write` (the echo tool "
+        "declares no access, so calling it needs the write scope); in the handshake era the session is opened "
+        f"with it. CPU per request: {auth.rounds} x {auth.requests} sequential requests per era and variant, "
+        f"timed in slices of {min(SLICE, auth.requests)}, the cheapest slice counted; the variants take turns, "
+        "the order reversing each turn (`bench/auth_cost.py`). Added is a variant's cost minus off's in the same "
+        "era.",
+        "",
+        "| Era | Off us/req | Cached us/req | JWT us/req | Added: cached us | Added: JWT us |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for era in ERAS:
+        costs = auth.costs
+        lines.append(
+            f"| {era} | {costs['off'][era]:.0f} | {costs['cached'][era]:.0f} | {costs['jwt'][era]:.0f} "
+            f"| {auth.added('cached', era):+.1f} | {auth.added('jwt', era):+.1f} |"
+        )
+    verdicts = [
+        f"{AUTH_LABELS[variant]} "
+        + ", ".join(f"{auth.added(variant, era):+.1f} us ({era})" for era in ERAS)
+        + (" — not met" if _auth_gaps(auth, (variant,)) else " — met")
+        for variant in AUTH_LABELS
+    ]
+    lines += [
+        "",
+        f"Target: under {AUTH_ADDED_TARGET_US:g} us of added server CPU per call with a cached or JWT token: "
+        f"{'; '.join(verdicts)}.",
+        "",
+        "A cached token adds reading the header, one lookup in the table and the scope check. Verifying it adds "
+        "PyJWT's work: the verifier parses the token twice (`jwt.get_unverified_header` for its key id, then "
+        "`jwt.decode`), and each parse checks every base64url character of the token in a Python loop; the RS256 "
+        "signature check itself, one OpenSSL call, is the smaller part (the PyJWT and cryptography versions are "
+        "under Machine).",
+    ]
     return lines
 
 

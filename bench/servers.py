@@ -128,12 +128,16 @@ DECISION_SERVER = "graphql_app.mcp.server.server"  # the settings' default: the 
 
 
 def node_env(**extra: str) -> dict[str, str]:
-    """The environment every node (and `manage.py` run for one) starts from."""
+    """The environment every node (and `manage.py` run for one) starts from.
+
+    Authorization is off unless `extra` turns it on: the load generator sends no
+    tokens, and outside DEBUG the settings' default is the embedded issuer.
+    """
     return _clean_env(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DJANGO_LOG_LEVEL="WARNING",
-        **extra,
+        **{"MCP_AUTH": "off", **extra},
     )
 
 

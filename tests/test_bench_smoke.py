@@ -53,8 +53,8 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert eras == ["handshake", "modern"], alone
 
     targets = section(report, "Targets")
-    verdicts = re.findall(r"^\| Scenarios? (\d).*\| (met|\*\*not met\*\*: .+) \|$", targets, re.M)
-    assert [number for number, _ in verdicts] == ["1", "3", "3", "4", "5", "6", "6", "8", "9"], targets
+    verdicts = re.findall(r"^\| Scenarios? (\d+)\b.*\| (met|\*\*not met\*\*: .+) \|$", targets, re.M)
+    assert [number for number, _ in verdicts] == ["1", "3", "3", "4", "5", "6", "6", "8", "9", "10"], targets
     assert re.search(r"^\| Scenario 6, clients that keep no cookies: ", targets, re.M), targets
 
     capacity = section(report, "Scenario 4:")
@@ -169,9 +169,23 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
         re.M,
     ), rolling
 
+    authorization = section(report, "Scenario 10:")
+    variants = re.findall(
+        rf"^\| (handshake|modern) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| [+-]{NUMBER} \| [+-]{NUMBER} \|$",
+        authorization,
+        re.M,
+    )
+    assert variants == ["handshake", "modern"], authorization
+    assert re.search(
+        r"^Target: under 50 us of added server CPU per call with a cached or JWT token: "
+        r"cached token .* — (met|not met); JWT verified every call .* — (met|not met)\.$",
+        authorization,
+        re.M,
+    ), authorization
+
     machine = section(report, "Machine")
     for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
         assert f"| {fact}" in machine
     not_yet = section(report, "What this slice does not measure yet")
-    for number in range(1, 10):
+    for number in range(1, 11):
         assert f"Scenario {number}:" not in not_yet
