@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2 as httpx
-import jwt
 import pytest
 
 from tests.mcp_http import (
@@ -25,7 +24,7 @@ from tests.mcp_http import (
     sse_events,
 )
 from tests.nodes import Node, manage
-from tests.token_issuer import OTHER_KEY, Issuer, claims_for, sign
+from tests.token_issuer import OTHER_KEY, Issuer, claims_for, sign, unsigned
 
 RESOURCE = "http://127.0.0.1/mcp"
 
@@ -112,15 +111,16 @@ def test_no_token_gets_401_pointing_at_the_resource_metadata(node: Node, issuer:
 )
 def test_hostile_tokens_get_401_invalid_token(node: Node, issuer: Issuer, hostile: str) -> None:
     claims = claims_for(issuer.url, RESOURCE)
-    token = {
+    makers: dict[str, Callable[[], str]] = {
         "expired": lambda: sign({**claims, "exp": int(claims["iat"]) - 120}),
         "wrong-audience": lambda: sign({**claims, "aud": "http://127.0.0.1/graphql"}),
         "other-resource": lambda: sign({**claims, "aud": "https://elsewhere.example/mcp"}),
         "wrong-issuer": lambda: sign({**claims, "iss": "https://evil.example"}),
         "bad-signature": lambda: sign(claims, key=OTHER_KEY),
-        "alg-none": lambda: jwt.encode(claims, None, algorithm="none"),  # type: ignore[arg-type]
+        "alg-none": lambda: unsigned(claims),
         "not-a-jwt": lambda: "opaque-token-value",
-    }[hostile]()
+    }
+    token = makers[hostile]()
     response = httpx.post(node.mcp_url, json=initialize_body(), headers=bearer(token, **BASE_HEADERS))
     assert response.status_code == 401, response.text
     assert challenge_params(response)["error"] == "invalid_token"

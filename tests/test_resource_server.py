@@ -23,7 +23,7 @@ from sessions_app.auth.conf import AuthMode, AuthSettings
 from sessions_app.auth.jwt_verifier import JwtVerifier, LocalKeys, RemoteKeys
 from sessions_app.auth.principal import InvalidToken, Principal
 from sessions_app.auth.resource import AuthFailure, ResourceServer
-from tests.token_issuer import KEY, OTHER_KEY, Issuer
+from tests.token_issuer import KEY, OTHER_KEY, Issuer, unsigned
 
 ISSUER = "https://issuer.test"
 RESOURCE = "https://mcp.test/mcp"
@@ -107,7 +107,7 @@ def _hs256_with_public_key() -> str:
 
 
 def _unsigned() -> str:
-    return jwt.encode({"iss": ISSUER, "aud": RESOURCE, "sub": "42", "exp": 2**31}, None, algorithm="none")  # type: ignore[arg-type]
+    return unsigned({"iss": ISSUER, "aud": RESOURCE, "sub": "42", "exp": 2**31})
 
 
 def _b64(part: dict[str, Any]) -> str:

@@ -29,6 +29,11 @@ def sign(claims: dict[str, Any], key: Any = KEY, kid: str = "k1", algorithm: str
     return jwt.encode(present, key, algorithm=algorithm, headers={"kid": kid, "typ": "at+jwt"})
 
 
+def unsigned(claims: dict[str, Any]) -> str:
+    """`claims` as a JWT with `alg: none`: no signature at all."""
+    return jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]  # PyJWT types demand a key
+
+
 def claims_for(issuer: str, audience: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     return {

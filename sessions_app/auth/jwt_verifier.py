@@ -10,6 +10,8 @@ make us hammer the issuer; `LocalKeys` reads the embedded server's keys.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -144,10 +146,7 @@ class JwtVerifier:
         self.still_active = still_active
 
     async def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise InvalidToken("the token is not a JWT") from None
+        header = _header_of(token)
         # Checked here as well as by PyJWT: `none` and shared-secret algorithms never reach a key lookup.
         if header.get("alg") not in self.algorithms:
             raise InvalidToken(f"tokens signed with {str(header.get('alg'))[:16]!r} are not accepted")
@@ -174,6 +173,22 @@ class JwtVerifier:
         if self.still_active is not None and not await self.still_active(token):
             raise InvalidToken("the token has been revoked")
         return principal_from_claims(claims, self.issuer)
+
+
+def _header_of(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to pick the key: PyJWT checks the whole token again.
+
+    Read here rather than with `jwt.get_unverified_header`, which validates
+    every character of the token in Python first (a third of a verification).
+    """
+    encoded, dot, _ = token.partition(".")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except ValueError:
+        header = None
+    if not dot or not isinstance(header, dict):
+        raise InvalidToken("the token is not a JWT")
+    return header
 
 
 def principal_from_claims(claims: Mapping[str, Any], issuer: str) -> Principal:
