@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest
+
+from oauth_app.validators import GRANT_TYPES
 
 
 def is_safe_redirect_uri(uri: str) -> bool:
@@ -27,6 +30,24 @@ def is_safe_redirect_uri(uri: str) -> bool:
         return ipaddress.ip_address(parts.hostname).is_loopback
     except ValueError:
         return False
+
+
+def refusal(metadata: dict[str, Any]) -> tuple[str, str] | None:
+    """The RFC 7591 (error, description) for metadata we will not register, else None.
+
+    Shapes DOT checks itself (a list of strings...) are left to it.
+    """
+    uris = metadata.get("redirect_uris")
+    if isinstance(uris, list):
+        unsafe = [uri for uri in uris if isinstance(uri, str) and not is_safe_redirect_uri(uri)]
+        if unsafe:
+            return "invalid_redirect_uri", f"redirect URIs must be https or http on a loopback address: {unsafe[0]}"
+    grant_types = metadata.get("grant_types")
+    if isinstance(grant_types, list):
+        other = [grant for grant in grant_types if grant not in GRANT_TYPES]
+        if other:
+            return "invalid_client_metadata", f"only authorization_code and refresh_token are served, not {other[0]}"
+    return None
 
 
 class SafeRedirectURIs:

@@ -2,7 +2,7 @@
 
 DOT's own views serve the token, revocation and introspection endpoints; these
 add the admin-styled consent and login pages, `jwks_uri` in the metadata, the
-JWK Set, and a precise error for unsafe redirect URIs at registration.
+JWK Set, and registration's own refusals.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from django.urls import reverse
 from oauth2_provider.views import AuthorizationView, OAuthServerMetadataView
 from oauth2_provider.views.dynamic_client_registration import DynamicClientRegistrationView
 
-from oauth_app import keys, resources
-from oauth_app.registration import is_safe_redirect_uri
+from oauth_app import keys, registration, resources
 
 
 def with_issuer(uri: str) -> str:
@@ -82,23 +81,17 @@ def jwks(request: HttpRequest) -> JsonResponse:
 
 
 class RegistrationView(DynamicClientRegistrationView):  # type: ignore[misc]
-    """RFC 7591 registration; an unsafe redirect URI is `invalid_redirect_uri`, not DOT's generic 401."""
+    """RFC 7591 registration, refusing with a precise 400 what DOT would accept or answer with a generic 401."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             metadata = json.loads(request.body)
         except ValueError:
-            metadata = None
-        uris = metadata.get("redirect_uris") if isinstance(metadata, dict) else None
-        if isinstance(uris, list):
-            unsafe = [uri for uri in uris if isinstance(uri, str) and not is_safe_redirect_uri(uri)]
-            if unsafe:
-                return JsonResponse(
-                    {
-                        "error": "invalid_redirect_uri",
-                        "error_description": f"redirect URIs must be https or http on a loopback address: {unsafe[0]}",
-                    },
-                    status=400,
-                )
+            metadata = None  # DOT answers invalid_client_metadata
+        if isinstance(metadata, dict):
+            refusal = registration.refusal(metadata)
+            if refusal is not None:
+                error, description = refusal
+                return JsonResponse({"error": error, "error_description": description}, status=400)
         response: HttpResponse = super().post(request, *args, **kwargs)
         return response
