@@ -16,6 +16,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
+from django.views.decorators.http import require_GET
+from oauth2_provider.models import get_application_model
 from oauth2_provider.views import AuthorizationView, OAuthServerMetadataView
 from oauth2_provider.views.dynamic_client_registration import DynamicClientRegistrationView
 
@@ -41,6 +43,23 @@ class ConsentView(AuthorizationView):  # type: ignore[misc]
         context["title"] = "Authorize an application"
         context["default_resource"] = resources.default_resource()
         return context
+
+    # A POST that did not come from our consent page (tampered, or replayed for
+    # a client since deleted) gets a 400 page: DOT would answer 200 or a 500.
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        return self._refuse(form, "the consent form is incomplete")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not get_application_model().objects.filter(client_id=form.cleaned_data["client_id"]).exists():
+            return self._refuse(form, "unknown client_id")
+        response: HttpResponse = super().form_valid(form)
+        return response
+
+    def _refuse(self, form: Any, description: str) -> HttpResponse:
+        error = {"error": "invalid_request", "description": description}
+        response: HttpResponse = self.render_to_response(self.get_context_data(form=form, error=error), status=400)
+        return response
 
     def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
         # DOT adds `iss` to codes only; RFC 9207 wants it on error responses too.
@@ -72,6 +91,7 @@ class MetadataView(OAuthServerMetadataView):  # type: ignore[misc]
         return response
 
 
+@require_GET
 def jwks(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(keys.public_jwks())
     response["Access-Control-Allow-Origin"] = "*"

@@ -366,3 +366,44 @@ def test_mint_token_refuses_bad_input(alice: User, arguments: list[str], message
 
     with pytest.raises(CommandError, match=message):
         call_command("mint_token", *arguments, stdout=io.StringIO())
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+
+def bad_requests(client_app: OAuthClient, challenge: str) -> list[tuple[str, str, dict[str, str]]]:
+    authorize = authorize_params(client_app, challenge)
+    return [
+        ("get", "/oauth/token", {}),
+        ("post", "/oauth/token", {"grant_type": "password", "username": "alice", "password": "x"}),
+        ("post", "/oauth/token", {"grant_type": "client_credentials", "client_id": client_app.client_id}),
+        ("post", "/oauth/token", {"grant_type": "refresh_token", "refresh_token": "x" * 5000}),
+        ("post", "/oauth/revoke", {}),
+        ("get", "/oauth/introspect", {}),
+        ("get", "/oauth/register", {}),
+        ("get", "/oauth/register/unknown", {}),
+        ("get", "/oauth/authorize", {}),
+        ("get", "/oauth/authorize", {"client_id": client_app.client_id}),
+        ("get", "/oauth/authorize", {**authorize, "redirect_uri": "http://elsewhere.example/callback"}),
+        ("get", "/oauth/authorize", {**authorize, "response_type": "token"}),
+        ("get", "/oauth/authorize", {**authorize, "scope": "admin"}),
+        ("get", "/oauth/authorize", {**authorize, "client_id": "https://127.0.0.1:1/client.json"}),
+        # Consent POSTs that did not come from the consent page.
+        ("post", "/oauth/authorize", {"client_id": client_app.client_id, "allow": "Allow"}),
+        ("post", "/oauth/authorize", {**authorize, "scope": "mcp:read", "client_id": "gone", "allow": "Allow"}),
+        ("post", "/oauth/jwks", {}),
+        ("post", "/.well-known/oauth-authorization-server", {}),
+    ]
+
+
+def test_bad_requests_get_a_client_error(client: Client, client_app: OAuthClient, alice: User) -> None:
+    client.force_login(alice)
+    _, challenge = pkce()
+
+    for method, url, data in bad_requests(client_app, challenge):
+        response = getattr(client, method)(url, data)
+        # A redirect here is an error sent back to the client's redirect URI.
+        if response.status_code == 302:
+            assert "error=" in response["Location"], (method, url, data)
+        else:
+            assert 400 <= response.status_code < 500, (method, url, data, response.status_code)
