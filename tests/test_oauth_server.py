@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
+from django.urls import reverse
 
 from oauth_app import keys, tokens
 from tests.oauth_flow import (
@@ -85,6 +86,16 @@ def test_jwks_publishes_the_signing_key_under_its_thumbprint(client: Client) -> 
 
 
 # --- login and consent ------------------------------------------------------------
+
+
+def test_the_applications_admin_is_for_staff_only(client: Client, alice: User) -> None:
+    url = reverse("admin:oauth2_provider_application_changelist")
+    client.force_login(alice)
+
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
 
 
 def test_an_ordinary_user_logs_in_on_the_way_to_consent(client: Client, client_app: OAuthClient, alice: User) -> None:
