@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from pytest_django import Settings
 
 from oauth_app import keys, tokens
 from tests.oauth_flow import (
@@ -83,6 +87,28 @@ def test_jwks_publishes_the_signing_key_under_its_thumbprint(client: Client) -> 
     assert [key["kid"] for key in data["keys"]] == [keys.signing_kid()]
     published = jwt.PyJWK(data["keys"][0]).key
     assert published.public_numbers() == keys.signing_key().public_key().public_numbers()
+
+
+def test_previous_keys_stay_published_and_accepted_after_a_rotation(
+    client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    old_key_file = tmp_path / "old.pem"
+    keys.create_key_file(old_key_file)
+    old_private = serialization.load_pem_private_key(old_key_file.read_bytes(), password=None)
+    assert isinstance(old_private, rsa.RSAPrivateKey)
+    old_public = old_private.public_key()
+    previous = tmp_path / "previous.pem"
+    pem = old_public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    previous.write_bytes(pem)
+    settings.OAUTH_PREVIOUS_SIGNING_KEYS_FILE = str(previous)
+    old_kid = keys.thumbprint(old_public)
+    signed_before = jwt.encode({"sub": "1"}, old_private, algorithm="RS256", headers={"kid": old_kid})
+
+    published = [key["kid"] for key in client.get("/oauth/jwks").json()["keys"]]
+
+    assert published == [keys.signing_kid(), old_kid]
+    verified = jwt.decode(signed_before, keys.verification_keys()[old_kid], algorithms=["RS256"])
+    assert verified["sub"] == "1"
 
 
 # --- login and consent ------------------------------------------------------------
