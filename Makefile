@@ -42,8 +42,10 @@ pytest: $(VENV)/.test-deps
 	sh tests/system_packages.sh
 	$(BIN)/pytest
 
+# The MCP server suites, then the authorization server scenarios against oauth_app.
 conformance: $(VENV)/.test-deps
 	$(BIN)/python -m tests.conformance.run --serve
+	$(BIN)/python -m tests.conformance.authorization
 
 test: lint typecheck pytest conformance
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.processes import node_command
+from oauth_app.keys import create_key_file
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -131,11 +132,15 @@ def node_env(**extra: str) -> dict[str, str]:
     """The environment every node (and `manage.py` run for one) starts from.
 
     Authorization is off unless `extra` turns it on: the load generator sends no
-    tokens, and outside DEBUG the settings' default is the embedded issuer.
+    tokens. Production settings still need a token signing key; one for all
+    benchmark nodes.
     """
+    signing_key = REPO / ".oauth" / "bench-signing-key.pem"
+    create_key_file(signing_key)
     return _clean_env(
         DJANGO_SETTINGS_MODULE="mcpsite.settings",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        OAUTH_SIGNING_KEY_FILE=str(signing_key),
         DJANGO_LOG_LEVEL="WARNING",
         **{"MCP_AUTH": "off", **extra},
     )

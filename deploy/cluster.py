@@ -6,7 +6,7 @@ It starts, in order: a private redis-server (unless REDIS_URL is set), the
 migrations (once), nodes node1..node3 on 127.0.0.1:8001-8003, and Traefik on
 https://127.0.0.1:8443 with a throwaway CA. Everything it writes lives under
 .cluster/ (git-ignored): the CA (`ca.pem`), the certificate, the shared
-DJANGO_SECRET_KEY, the SQLite database, Traefik's configuration (made by
+DJANGO_SECRET_KEY and token signing key, the SQLite database, Traefik's configuration (made by
 deploy/traefik_config.py) and one log per process. Ports are overridable:
 CLUSTER_HTTPS_PORT, CLUSTER_NODE_PORTS (comma-separated), CLUSTER_API_PORT,
 CLUSTER_REDIS_PORT. See docs/deploy.md.
@@ -36,6 +36,7 @@ import redis
 from deploy import traefik_config
 from deploy.processes import ClusterError, Service, child_environment, node_command, port_in_use
 from deploy.traefik_config import HealthTiming
+from oauth_app.keys import create_key_file
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -158,6 +159,7 @@ class Cluster:
         self._check_ports()
         self._write_tls_files()
         secret_key = self._secret_key()
+        create_key_file(self.signing_key_path)
         if self.config.redis_url is None:
             progress(f"starting redis-server on {self.redis_url}")
             self.redis = self._redis_service()
@@ -210,6 +212,11 @@ class Cluster:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    @property
+    def signing_key_path(self) -> Path:
+        """One RSA key for every node: a token minted on one node verifies on all three."""
+        return self.state_dir / "oauth-signing-key.pem"
+
     def _redis_service(self) -> Service:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -247,6 +254,9 @@ class Cluster:
             "MCP_ALLOWED_HOSTS": hosts,
             "MCP_ALLOWED_ORIGINS": origins,
             "MCP_NODE_ID": name,
+            # Clients reach /mcp through the proxy: that is the tokens' audience and issuer.
+            "MCP_RESOURCE_URI": self.mcp_url,
+            "OAUTH_SIGNING_KEY_FILE": str(self.signing_key_path),
             "REDIS_URL": self.redis_url,
             "PYTHONUNBUFFERED": "1",
             **self.config.node_env,

@@ -12,6 +12,7 @@ import secrets
 import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -80,8 +81,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "oauth2_provider",
     "sessions_app",
     "graphql_app",
+    "oauth_app",
 ]
 
 MIDDLEWARE = [
@@ -236,6 +239,12 @@ MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000)
 MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
 # Answer requests with one JSON body instead of an SSE stream (handshake era).
 MCP_JSON_RESPONSE = env_bool("MCP_JSON_RESPONSE", False)
+# The canonical URI of /mcp as clients reach it: the audience (RFC 8707
+# `resource`) of the tokens this site accepts and issues.
+MCP_RESOURCE_URI = os.environ.get("MCP_RESOURCE_URI", "http://127.0.0.1:8000/mcp")
+# The scopes that allow reading and changing through /mcp and /graphql.
+MCP_AUTH_READ_SCOPE = os.environ.get("MCP_AUTH_READ_SCOPE", "mcp:read")
+MCP_AUTH_WRITE_SCOPE = os.environ.get("MCP_AUTH_WRITE_SCOPE", "mcp:write")
 
 # --- Cluster: the session registry, node liveness, shutdown ------------------
 
@@ -276,8 +285,6 @@ MCP_SHUTDOWN_HANDOFF = env_bool("MCP_SHUTDOWN_HANDOFF", True)
 # `introspection` (an external issuer's RFC 7662 endpoint) or `off`. Required
 # (embedded) unless DJANGO_DEBUG is on; `off` in production must be written out.
 MCP_AUTH = os.environ.get("MCP_AUTH", "") or ("off" if DEBUG else "embedded")
-# This server's canonical URI: the audience (RFC 8707 resource) every token must name.
-MCP_RESOURCE_URI = os.environ.get("MCP_RESOURCE_URI", "http://127.0.0.1:8000/mcp")
 # The external issuer's URL (jwt, introspection); its keys are discovered from
 # its metadata unless MCP_AUTH_JWKS_URL names them.
 MCP_AUTH_ISSUER = os.environ.get("MCP_AUTH_ISSUER", "")
@@ -294,11 +301,95 @@ MCP_AUTH_CLIENT_SECRET = os.environ.get("MCP_AUTH_CLIENT_SECRET", "")
 # revocation can take to be noticed; entries kept per process.
 MCP_AUTH_CACHE_SECONDS = env_float("MCP_AUTH_CACHE_SECONDS", 30.0)
 MCP_AUTH_CACHE_ENTRIES = env_int("MCP_AUTH_CACHE_ENTRIES", 10_000)
-# Reading (tools marked read-only, resources, prompts, GraphQL queries) and writing.
-MCP_AUTH_READ_SCOPE = os.environ.get("MCP_AUTH_READ_SCOPE", "mcp:read")
-MCP_AUTH_WRITE_SCOPE = os.environ.get("MCP_AUTH_WRITE_SCOPE", "mcp:write")
 # GraphQL queries without a token (mutations always need the write scope).
 GRAPHQL_PUBLIC_QUERIES = env_bool("GRAPHQL_PUBLIC_QUERIES", False)
+
+# --- Embedded authorization server ------------------------------------------
+# oauth_app on top of django-oauth-toolkit; see docs/authorization.md.
+
+# Serve the authorization server's endpoints (/oauth/..., the RFC 8414 metadata).
+OAUTH_SERVER = env_bool("OAUTH_SERVER", True)
+# The issuer (`iss` of tokens and authorization responses, RFC 8414 `issuer`):
+# the origin of MCP_RESOURCE_URI unless set.
+_resource = urlsplit(MCP_RESOURCE_URI)
+OAUTH_ISSUER = os.environ.get("OAUTH_ISSUER", "").rstrip("/") or f"{_resource.scheme}://{_resource.netloc}"
+# Resources a token may be issued for (RFC 8707); anything else is `invalid_target`.
+OAUTH_RESOURCES = env_list("OAUTH_RESOURCES", [MCP_RESOURCE_URI])
+# The RSA private key (PEM) access tokens are signed with: a file, or the PEM itself.
+OAUTH_SIGNING_KEY_FILE = os.environ.get("OAUTH_SIGNING_KEY_FILE", "")
+OAUTH_SIGNING_KEY = os.environ.get("OAUTH_SIGNING_KEY", "")
+if OAUTH_SERVER and not (OAUTH_SIGNING_KEY_FILE or OAUTH_SIGNING_KEY):
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "OAUTH_SIGNING_KEY_FILE (or OAUTH_SIGNING_KEY) must be set when DJANGO_DEBUG is off and "
+            "OAUTH_SERVER is on: every node needs the same RSA private key (see docs/authorization.md)"
+        )
+    # Development only: one key made on first use and shared by every manage.py
+    # command and runserver of this checkout (git-ignored, mode 0600).
+    OAUTH_SIGNING_KEY_FILE = str(BASE_DIR / ".oauth" / "signing-key.pem")
+    OAUTH_CREATE_SIGNING_KEY = True
+else:
+    OAUTH_CREATE_SIGNING_KEY = False
+# Public keys (PEM, concatenated) still published and accepted after a rotation.
+OAUTH_PREVIOUS_SIGNING_KEYS_FILE = os.environ.get("OAUTH_PREVIOUS_SIGNING_KEYS_FILE", "")
+OAUTH_ACCESS_TOKEN_SECONDS = env_int("OAUTH_ACCESS_TOKEN_SECONDS", 3600)
+OAUTH_REFRESH_TOKEN_SECONDS = env_int("OAUTH_REFRESH_TOKEN_SECONDS", 30 * 24 * 3600)
+# Dynamic client registration (RFC 7591) and Client ID Metadata Documents.
+OAUTH_DCR = env_bool("OAUTH_DCR", True)
+OAUTH_CIMD = env_bool("OAUTH_CIMD", True)
+# Let CIMD fetch client_id URLs on loopback addresses (tests only; in production
+# every private address is refused, so a client_id cannot probe the network).
+OAUTH_CIMD_ALLOW_LOOPBACK = env_bool("OAUTH_CIMD_ALLOW_LOOPBACK", False)
+
+# Any active user may log in to give consent (the admin's login takes staff only).
+LOGIN_URL = "oauth-login"
+
+OAUTH2_PROVIDER: dict[str, Any] = {
+    "SCOPES": {
+        MCP_AUTH_READ_SCOPE: "Read your decisions through the MCP server and GraphQL",
+        MCP_AUTH_WRITE_SCOPE: "Record and change decisions through the MCP server and GraphQL",
+    },
+    # A client that asks for no scope gets read access only.
+    "DEFAULT_SCOPES": [MCP_AUTH_READ_SCOPE],
+    "READ_SCOPE": MCP_AUTH_READ_SCOPE,
+    "WRITE_SCOPE": MCP_AUTH_WRITE_SCOPE,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": OAUTH_REFRESH_TOKEN_SECONDS,
+    # Access tokens are RS256 JWTs (docs/authorization.md); refresh tokens stay opaque.
+    "ACCESS_TOKEN_GENERATOR": "oauth_app.tokens.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauth_app.tokens.generate_refresh_token",
+    "OAUTH2_SERVER_CLASS": "oauth_app.server.Server",
+    "OAUTH2_VALIDATOR_CLASS": "oauth_app.validators.Validator",
+    "OIDC_ISS_ENDPOINT": OAUTH_ISSUER,
+    "PKCE_REQUIRED": True,
+    "ROTATE_REFRESH_TOKEN": True,
+    # A refresh token used twice revokes its whole family (RFC 9700 4.14.2).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # RFC 9700 gates: refuse PKCE plain, implicit and password grants and tokens
+    # in query strings; send RFC 9207 `iss`; keep only token checksums at rest.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    # "none" (public clients) is not listed: clients holding a secret, the
+    # conformance suite among them, pick "none" whenever it is listed and then
+    # fail to authenticate. Public clients still authenticate with client_id only.
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post"],
+    "DCR_ENABLED": OAUTH_DCR,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth_app.registration.SafeRedirectURIs",),
+    "CIMD_ENABLED": OAUTH_CIMD,
+    "CIMD_METADATA_FETCHER": "oauth_app.cimd.MetadataFetcher",
+}
+# http redirect URIs stay allowed for loopback callbacks of native clients
+# (RFC 8252); dynamic registration refuses http anywhere else.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
 LOGGING = {
     "version": 1,

@@ -306,6 +306,9 @@ def test_django_deploy_checks_pass_with_the_compose_environment() -> None:
     environment = compose_environment("node1", variables)
     # Only what Compose gives the container, plus what running Python here needs.
     child = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "mcpsite.settings", **environment}
+    # The signing key Compose mounts as a secret: here, the test run's own.
+    assert environment["OAUTH_SIGNING_KEY_FILE"] == "/run/secrets/oauth_signing_key"
+    child["OAUTH_SIGNING_KEY_FILE"] = os.environ["OAUTH_SIGNING_KEY_FILE"]
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO,
