@@ -29,8 +29,8 @@ TEST_NODE_DEFAULTS = {
 }
 
 
-def manage(env: Mapping[str, str], *args: str) -> None:
-    """Run `manage.py` with a node's environment, as an operator would on its machine."""
+def manage(env: Mapping[str, str], *args: str) -> str:
+    """Run `manage.py` with a node's environment, as an operator would on its machine; its output."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=REPO,
@@ -41,6 +41,7 @@ def manage(env: Mapping[str, str], *args: str) -> None:
         check=False,
     )
     assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 @contextlib.contextmanager
