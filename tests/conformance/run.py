@@ -10,6 +10,10 @@ Three runs, each with Node 22 from `.tools/node` (installed there with
 2. `0.2.0-alpha.12` (npm alias `conformance-next`), `--requirements 2025-11-25`;
 3. the same, `--requirements 2026-07-28`.
 
+With `--serve`, runs 2 and 3 go again against a node that requires tokens,
+behind a Traefik that adds one (with_token.py): the same results with
+authorization on.
+
 Each run's output is printed as it arrives, then one summary line per run
 and the checks the suite rated WARNING (a SHOULD that was missed; the suite
 does not count those in its `Total:` line). The exit status is non-zero if any
@@ -59,6 +63,14 @@ RUNS: tuple[Run, ...] = (
     Run("stable", "0.1.16 active suite", STABLE_CLI, ()),
     Run("req-2025-11-25", "0.2.0-alpha.12 requirements 2025-11-25", NEXT_CLI, ("--requirements", "2025-11-25")),
     Run("req-2026-07-28", "0.2.0-alpha.12 requirements 2026-07-28", NEXT_CLI, ("--requirements", "2026-07-28")),
+)
+
+
+# Authorization on, a token given: the requirements of both protocol revisions.
+TOKEN_RUNS: tuple[Run, ...] = tuple(
+    Run(f"{run.slug}-with-token", f"{run.label}, authorization on", run.cli, run.extra_args)
+    for run in RUNS
+    if run.extra_args
 )
 
 
@@ -150,19 +162,24 @@ def run_suite(run: Run, url: str, timeout: float, output_dir: Path) -> Outcome:
 
 
 def serve_and_run(timeout: float, output_dir: Path) -> tuple[str, list[Outcome]]:
-    """Run every suite against a fresh daphne node hosting the conformance fixture."""
+    """Run every suite against a fresh daphne node hosting the conformance fixture, authorization off;
+    then the two requirement runs again with authorization on, given a token (with_token.py)."""
     # Imported here so that `--url` runs need nothing but the standard library.
+    from tests.conformance.with_token import gateway_to_authorizing_node
     from tests.nodes import Node
 
     output_dir.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / "daphne.log"
-    node = Node(env={"MCP_SERVER": "tests.conformance.server.server"}, log_path=log_path).start()
+    node = Node(env={"MCP_SERVER": "tests.conformance.server.server", "MCP_AUTH": "off"}, log_path=log_path).start()
     try:
-        return node.mcp_url, [run_suite(run, node.mcp_url, timeout, output_dir) for run in RUNS]
+        outcomes = [run_suite(run, node.mcp_url, timeout, output_dir) for run in RUNS]
     finally:
         node.stop()
         if node.process is not None and node.process.returncode not in (0, -15):
             print(node.log())
+    with gateway_to_authorizing_node(output_dir / "with-token") as url:
+        outcomes += [run_suite(run, url, timeout, output_dir) for run in TOKEN_RUNS]
+    return node.mcp_url, outcomes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
