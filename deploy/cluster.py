@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -389,8 +390,20 @@ class Cluster:
                 "",
                 f"  curl --cacert {ca} {self.url}/healthz",
                 "",
+                *self._token_hint(),
             ]
         )
+
+    def _token_hint(self) -> list[str]:
+        if {**os.environ, **self.config.node_env}.get("MCP_AUTH") == "off":
+            return ["  Authorization is off (MCP_AUTH=off).", ""]
+        return [
+            "  Tokens are required on /mcp and /graphql. A user, and a token for curl:",
+            "    .venv/bin/python -m deploy.cluster manage createsuperuser",
+            '    .venv/bin/python -m deploy.cluster manage mint_token <username> --scope "mcp:read mcp:write"',
+            '  (docs/authorization.md, "Connecting a client to make cluster")',
+            "",
+        ]
 
 
 def _relative_to_repo(path: Path) -> str:
@@ -461,5 +474,18 @@ def _watch(cluster: Cluster) -> None:
             states = now
 
 
+def manage(arguments: list[str]) -> int:
+    """`python -m deploy.cluster manage <command> ...`: manage.py as the cluster's nodes see the world.
+
+    Same database, secret key, token signing key and resource URI: a user
+    created or a token minted here works on every node.
+    """
+    cluster = Cluster(ClusterConfig.from_environment(os.environ))
+    cluster.state_dir.mkdir(parents=True, exist_ok=True)
+    create_key_file(cluster.signing_key_path)
+    env = child_environment(cluster.node_environment("manage", cluster._secret_key()))
+    return subprocess.call([sys.executable, "manage.py", *arguments], cwd=REPO, env=env)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(manage(sys.argv[2:]) if sys.argv[1:2] == ["manage"] else main())
