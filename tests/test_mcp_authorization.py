@@ -8,7 +8,10 @@ tools declare read or write.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +26,7 @@ from tests.mcp_http import (
     session_headers,
     sse_events,
 )
-from tests.nodes import Node, manage
+from tests.nodes import REPO, Node, manage
 from tests.token_issuer import OTHER_KEY, Issuer, claims_for, sign, unsigned
 
 RESOURCE = "http://127.0.0.1/mcp"
@@ -226,3 +229,39 @@ def test_the_same_user_with_a_new_token_keeps_the_session(node: Node, issuer: Is
     refreshed = issuer.token(RESOURCE, sub="bob")
     assert refreshed != first
     assert call(node, refreshed, session_id, "ping").status_code == 200
+
+
+# --- defaults ----------------------------------------------------------------------------
+
+
+def settle(**env: str) -> subprocess.CompletedProcess[str]:
+    """Load the serving application (mcpsite.asgi) with production settings plus `env`; print MCP_AUTH."""
+    base = {name: value for name, value in os.environ.items() if name not in ("MCP_AUTH", "DJANGO_DEBUG")}
+    code = "import mcpsite.asgi; from django.conf import settings; print(settings.MCP_AUTH)"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**base, "DJANGO_SETTINGS_MODULE": "mcpsite.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_tokens_are_required_unless_debugging_or_written_off() -> None:
+    assert settle().stdout.strip() == "embedded"
+    assert settle(DJANGO_DEBUG="0").stdout.strip() == "embedded"
+    debugging = settle(DJANGO_DEBUG="1")
+    assert debugging.stdout.strip() == "off"
+    assert "Authorization is OFF" in debugging.stderr
+    written_off = settle(MCP_AUTH="off")
+    assert written_off.stdout.strip() == "off"
+    assert "Authorization is OFF" in written_off.stderr
+
+
+def test_a_bad_authorization_setting_stops_the_node_at_start() -> None:
+    for env in ({"MCP_AUTH": "maybe"}, {"MCP_AUTH": "jwt"}, {"MCP_AUTH_ALGORITHMS": "RS256,HS256"}):
+        refused = settle(**env)
+        assert refused.returncode != 0
+        assert "ImproperlyConfigured" in refused.stderr

@@ -28,6 +28,8 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "DJANGO_SQLITE_PATH": str(workdir / "db.sqlite3"),
         "MCP_SERVER": "graphql_app.mcp.server.server",
     }
+    # As `make run` has it: no MCP_AUTH, so DJANGO_DEBUG's default (off) applies.
+    env.pop("MCP_AUTH", None)
     manage(env, "migrate", "--noinput")
     port = free_port()
     with (workdir / "runserver.log").open("wb") as log:
@@ -64,3 +66,10 @@ def test_health_mcp_and_graphql_answer(dev_server: str) -> None:
     answer = httpx.post(f"{dev_server}/graphql", json={"query": "{ categoryCounts { category count } }"})
     assert answer.status_code == 200
     assert "errors" not in answer.json()
+
+
+def test_it_says_at_start_that_authorization_is_off(dev_server: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    assert httpx.get(f"{dev_server}/healthz").status_code == 200
+    logs = list(tmp_path_factory.getbasetemp().glob("runserver*/runserver.log"))
+    assert len(logs) == 1
+    assert "Authorization is OFF (MCP_AUTH=off)" in logs[0].read_text(errors="replace")
