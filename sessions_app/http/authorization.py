@@ -44,4 +44,4 @@ async def authorize(principal: Principal | None, message: Mapping[str, Any] | No
 
 def _refusal(failure: AuthFailure) -> AuthorizationFailed:
     challenge = resource_server().www_authenticate(failure)
-    return AuthorizationFailed(f"{failure.description}", status=failure.status, challenge=challenge)
+    return AuthorizationFailed(failure.description, status=failure.status, challenge=challenge)
