@@ -361,8 +361,10 @@ def _miss_after(client: httpx.Client, node: Node, session_id: str, message: dict
 
 
 def test_a_relayed_call_in_flight_when_its_owner_dies_is_lost_not_run_twice(make_node: MakeNode) -> None:
-    # The probe server is adoptable here, so the session itself survives the owner.
-    owner, edge = make_node("short-lived", MCP_SERVER_ADOPTABLE="1"), make_node("edge", MCP_SERVER_ADOPTABLE="1")
+    # The probe server is adoptable here, so the session itself survives the owner. JSON
+    # answers: the answer cannot have started when the owner dies, however slow the machine.
+    flags = {"MCP_SERVER_ADOPTABLE": "1", "MCP_JSON_RESPONSE": "1"}
+    owner, edge = make_node("short-lived", **flags), make_node("edge", **flags)
     park = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "park", "arguments": {"key": "k"}}}
     with httpx.Client(timeout=15.0) as client:
         answer = client.post(owner.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
