@@ -19,8 +19,12 @@ from tests.nodes import REPO, TEST_NODE_DEFAULTS, free_port, manage
 
 
 @pytest.fixture(scope="module")
-def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir: Path = tmp_path_factory.mktemp("runserver")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runserver")
+
+
+@pytest.fixture(scope="module")
+def dev_server(workdir: Path) -> Iterator[str]:
     env = {
         **os.environ,
         **TEST_NODE_DEFAULTS,
@@ -68,8 +72,6 @@ def test_health_mcp_and_graphql_answer(dev_server: str) -> None:
     assert "errors" not in answer.json()
 
 
-def test_it_says_at_start_that_authorization_is_off(dev_server: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_it_says_at_start_that_authorization_is_off(dev_server: str, workdir: Path) -> None:
     assert httpx.get(f"{dev_server}/healthz").status_code == 200
-    logs = list(tmp_path_factory.getbasetemp().glob("runserver*/runserver.log"))
-    assert len(logs) == 1
-    assert "Authorization is OFF (MCP_AUTH=off)" in logs[0].read_text(errors="replace")
+    assert "Authorization is OFF (MCP_AUTH=off)" in (workdir / "runserver.log").read_text(errors="replace")
