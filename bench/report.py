@@ -458,11 +458,11 @@ def _auth_section(auth: AuthCost | None) -> list[str]:
         f"Target: under {AUTH_ADDED_TARGET_US:g} us of added server CPU per call with a cached or JWT token: "
         f"{'; '.join(verdicts)}.",
         "",
-        "A cached token adds reading the header, one lookup in the table and the scope check. Verifying it adds "
-        "PyJWT's work: the verifier parses the token twice (`jwt.get_unverified_header` for its key id, then "
-        "`jwt.decode`), and each parse checks every base64url character of the token in a Python loop; the RS256 "
-        "signature check itself, one OpenSSL call, is the smaller part (the PyJWT and cryptography versions are "
-        "under Machine).",
+        "A cached token adds reading the header, one lookup in the table and the scope check; differences of "
+        "15 us either way are the machine's noise. Verifying adds PyJWT's work: the verifier reads the token's "
+        "header itself (one base64 decode) to pick the key, then `jwt.decode` checks every base64url character "
+        "of the token in a Python loop before the RS256 signature check, one OpenSSL call and the smaller part "
+        "(the PyJWT and cryptography versions are under Machine).",
     ]
     return lines
 
