@@ -64,8 +64,10 @@ SLICES_PER_ROUND = 5
 NODE_ENV = {
     "MCP_SERVER": servers.ECHO_SERVER,
     "MCP_JSON_RESPONSE": "1",
-    # The load generator sends no tokens (see servers.node_env).
+    # The load generator sends no tokens, and stands for thousands of clients (see servers.node_env).
     "MCP_AUTH": "off",
+    "MCP_MAX_SESSIONS_PER_CLIENT": "0",
+    "MCP_MAX_LISTEN_STREAMS_PER_CLIENT": "0",
     # The committed shutdown timing (MCP_SHUTDOWN_DRAIN_DELAY 2 s, time for Traefik's 1 s health
     # check to see the 503): scenario 9 restarts these nodes the way a deploy does. The cluster's
     # nodes stop together at the end, so it costs the run one delay.

@@ -142,7 +142,8 @@ def node_env(**extra: str) -> dict[str, str]:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         OAUTH_SIGNING_KEY_FILE=str(signing_key),
         DJANGO_LOG_LEVEL="WARNING",
-        **{"MCP_AUTH": "off", **extra},
+        # One load generator stands for thousands of clients: no per-client share.
+        **{"MCP_AUTH": "off", "MCP_MAX_SESSIONS_PER_CLIENT": "0", "MCP_MAX_LISTEN_STREAMS_PER_CLIENT": "0", **extra},
     )
 
 

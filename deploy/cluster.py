@@ -255,6 +255,8 @@ class Cluster:
             "MCP_ALLOWED_HOSTS": hosts,
             "MCP_ALLOWED_ORIGINS": origins,
             "MCP_NODE_ID": name,
+            # Behind Traefik: a client's address is the one Traefik saw (X-Forwarded-For).
+            "MCP_PROXY_HOPS": "1",
             # Clients reach /mcp through the proxy: that is the tokens' audience and issuer.
             "MCP_RESOURCE_URI": self.mcp_url,
             "OAUTH_SIGNING_KEY_FILE": str(self.signing_key_path),

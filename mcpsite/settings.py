@@ -226,6 +226,17 @@ MCP_ALLOWED_HOSTS = env_list("MCP_ALLOWED_HOSTS", LOOPBACK_HOSTS)
 MCP_MAX_SESSIONS = env_int("MCP_MAX_SESSIONS", 10_000)
 # Seconds a session may stay idle (no request in flight, no open stream) before it is closed.
 MCP_SESSION_IDLE_TIMEOUT = env_float("MCP_SESSION_IDLE_TIMEOUT", 1800.0)
+# Shorter timers for sessions nobody uses: one that made no request after
+# `initialize`, and one whose client dropped its streams and sent nothing since.
+MCP_SESSION_UNUSED_TIMEOUT = env_float("MCP_SESSION_UNUSED_TIMEOUT", 60.0)
+MCP_SESSION_ABANDONED_TIMEOUT = env_float("MCP_SESSION_ABANDONED_TIMEOUT", 300.0)
+# One client's share of a process (0: no limit): sessions, and 2026-07-28
+# `subscriptions/listen` streams. A client is its token's principal, else its address.
+MCP_MAX_SESSIONS_PER_CLIENT = env_int("MCP_MAX_SESSIONS_PER_CLIENT", 100)
+MCP_MAX_LISTEN_STREAMS_PER_CLIENT = env_int("MCP_MAX_LISTEN_STREAMS_PER_CLIENT", 16)
+# Trusted proxies in front of the nodes (Traefik: 1). 0: a client's address is
+# the socket's peer; n: the n-th X-Forwarded-For entry from the right.
+MCP_PROXY_HOPS = env_int("MCP_PROXY_HOPS", 0)
 # Largest accepted POST body in bytes; larger bodies get 413.
 MCP_MAX_BODY_BYTES = env_int("MCP_MAX_BODY_BYTES", 4 * 1024 * 1024)
 # Requests one session may have in flight at once; past it a POST gets 429.

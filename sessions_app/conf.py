@@ -46,6 +46,12 @@ class McpSettings:
     # None: the hosted server's module decides (ADOPTABLE).
     server_adoptable: bool | None = None
     shutdown_handoff: bool = False
+    # Fair admission (session/admission.py) and the timers for sessions nobody uses.
+    session_unused_timeout: float = 60.0
+    session_abandoned_timeout: float = 300.0
+    max_sessions_per_client: int = 0
+    max_listen_streams_per_client: int = 0
+    proxy_hops: int = 0
 
     @property
     def relay(self) -> bool:
@@ -62,6 +68,11 @@ def mcp_settings() -> McpSettings:
         allowed_hosts=tuple(host.lower() for host in settings.MCP_ALLOWED_HOSTS),
         max_sessions=settings.MCP_MAX_SESSIONS,
         session_idle_timeout=settings.MCP_SESSION_IDLE_TIMEOUT,
+        session_unused_timeout=settings.MCP_SESSION_UNUSED_TIMEOUT,
+        session_abandoned_timeout=settings.MCP_SESSION_ABANDONED_TIMEOUT,
+        max_sessions_per_client=settings.MCP_MAX_SESSIONS_PER_CLIENT,
+        max_listen_streams_per_client=settings.MCP_MAX_LISTEN_STREAMS_PER_CLIENT,
+        proxy_hops=settings.MCP_PROXY_HOPS,
         max_body_bytes=settings.MCP_MAX_BODY_BYTES,
         max_requests_per_session=settings.MCP_MAX_REQUESTS_PER_SESSION,
         event_log_max_events=settings.MCP_EVENT_LOG_MAX_EVENTS,
@@ -82,7 +93,18 @@ def mcp_settings() -> McpSettings:
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive integer")
-    for name in ("session_idle_timeout", "sse_keepalive", "node_heartbeat_ttl", "reaper_interval", "shutdown_grace"):
+    for name in ("max_sessions_per_client", "max_listen_streams_per_client", "proxy_hops"):
+        if getattr(loaded, name) < 0:
+            raise ImproperlyConfigured(f"MCP_{name.upper()} must be 0 or more")
+    for name in (
+        "session_idle_timeout",
+        "session_unused_timeout",
+        "session_abandoned_timeout",
+        "sse_keepalive",
+        "node_heartbeat_ttl",
+        "reaper_interval",
+        "shutdown_grace",
+    ):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive number of seconds")
     if not is_valid_route(loaded.node_route):

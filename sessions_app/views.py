@@ -15,10 +15,13 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     manager = session_manager()
     manager.start()
     node = manager.node
+    # A full node still serves its sessions, so it stays in the pool (a 503 here
+    # would also send them elsewhere); it says so, and refuses new sessions itself.
     body = {
-        "status": "draining" if node.draining else "ok",
+        "status": "draining" if node.draining else "full" if manager.full else "ok",
         "node": node.node_id,
         "sessions": len(manager),
+        "max_sessions": manager.settings.max_sessions,
         # Every session owns tasks; a count that only grows is a leak.
         "tasks": len(asyncio.all_tasks()),
     }

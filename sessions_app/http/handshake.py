@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
-from mcp.types import JSONRPCRequest, jsonrpc_message_adapter
+from mcp.types import JSONRPCNotification, JSONRPCRequest, jsonrpc_message_adapter
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
@@ -30,7 +30,7 @@ from sessions_app.http.exceptions import (
     StreamConflict,
     TooManyRequests,
 )
-from sessions_app.http.request import McpRequest, require_session_id_syntax, require_sse_accept
+from sessions_app.http.request import McpRequest, client_of, require_session_id_syntax, require_sse_accept
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.writer import ResponseWriter, send_json, send_sse
 from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_event_id
@@ -93,11 +93,14 @@ async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, 
         raise BadRequest("Invalid Request: not a JSON-RPC request, notification or response") from None
     info = RequestInfo(request.headers)
     if isinstance(message, JSONRPCRequest) and message.method == "initialize":
-        reply, session_id = await session_manager().initialize(message, info, request.principal)
+        client = client_of(request, settings.proxy_hops)
+        reply, session_id = await session_manager().initialize(message, info, request.principal, client)
         headers = {wire.SESSION_ID_HEADER: session_id} if session_id is not None else None
         await send_json(writer, 200, wire.dump_message(reply), headers)
         return
     session = await _local_session(request)
+    if not isinstance(message, JSONRPCNotification):
+        session.mark_used()
     if not isinstance(message, JSONRPCRequest):
         # Notifications and the client's answers to our requests: accepted, no body.
         await session.deliver(SessionMessage(message, ServerMessageMetadata(request_context=info)))
@@ -122,6 +125,7 @@ async def _post(writer: ResponseWriter, request: McpRequest, decoded: dict[str, 
 async def _get(writer: ResponseWriter, request: McpRequest, settings: McpSettings) -> None:
     require_sse_accept(request)
     session = await _local_session(request)
+    session.mark_used()
     last_event_id = request.headers.get(wire.LAST_EVENT_ID_HEADER)
     if last_event_id is None:
         connection = session.open_standalone_stream()
@@ -157,14 +161,18 @@ async def _stream(
     session.touch()
     manager = session_manager()
     manager.open_streams += 1
+    completed = False
     try:
-        await send_sse(writer, connection, settings.sse_keepalive, hold=hold)
+        completed = await send_sse(writer, connection, settings.sse_keepalive, hold=hold)
     finally:
         manager.open_streams -= 1
         # A dropped stream is not a cancellation in this era: the session
-        # keeps logging its events for a resume.
+        # keeps logging its events for a resume (within MCP_SESSION_ABANDONED_TIMEOUT).
         stream.detach(connection)
-        session.touch()
+        if completed:
+            session.touch()
+        else:
+            session.mark_dropped()
 
 
 # --- the session a request names -----------------------------------------------------

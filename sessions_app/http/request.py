@@ -36,18 +36,24 @@ class McpRequest:
     # Whom the request's token names (auth/principal.py `Principal.key`), once
     # checked; "" with authorization off.
     principal: str = ""
+    # The socket's peer address ("" for a relayed request: admission happens where a request comes in).
+    peer_address: str = ""
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
-        return cls.from_lines(scope["method"], scope["headers"])
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        return cls.from_lines(scope["method"], scope["headers"], peer_address=peer)
 
     @classmethod
-    def from_lines(cls, method: str, lines: list[tuple[bytes, bytes]], *, relayed: bool = False) -> McpRequest:
+    def from_lines(
+        cls, method: str, lines: list[tuple[bytes, bytes]], *, relayed: bool = False, peer_address: str = ""
+    ) -> McpRequest:
         headers: dict[str, str] = {}
         for raw_name, raw_value in lines:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return cls(method=method, headers=headers, scope_headers=lines, relayed=relayed)
+        return cls(method=method, headers=headers, scope_headers=lines, relayed=relayed, peer_address=peer_address)
 
     @property
     def raw_headers(self) -> list[tuple[str, str]]:
@@ -62,6 +68,30 @@ class McpRequest:
         accepted = {part.split(";")[0].strip().lower() for part in self.headers.get("accept", "").split(",")}
         major = media_type.split("/")[0]
         return bool(accepted & {media_type, f"{major}/*", "*/*"})
+
+
+def client_of(request: McpRequest, proxy_hops: int) -> str:
+    """Whom fair admission (session/admission.py) counts a request against.
+
+    The principal its token names where authorization is on, else the address
+    it connects from: the socket's peer or, behind `proxy_hops` trusted
+    proxies, the address the outermost of them saw (X-Forwarded-For is read
+    from the right, where each proxy appends; entries further left are
+    whatever the client chose to send).
+    """
+    if request.principal:
+        return f"principal {request.principal}"
+    return f"address {client_address(request, proxy_hops)}"
+
+
+def client_address(request: McpRequest, proxy_hops: int) -> str:
+    if proxy_hops <= 0:
+        return request.peer_address
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    if not forwarded:
+        return request.peer_address
+    # Fewer entries than trusted hops: the leftmost is still one a trusted proxy wrote.
+    return forwarded[-proxy_hops] if len(forwarded) >= proxy_hops else forwarded[0]
 
 
 def require_trusted_caller(request: McpRequest, settings: McpSettings) -> None:

@@ -12,7 +12,7 @@ cancels the handler: in this era that is how a client cancels.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +44,12 @@ from pydantic import ValidationError
 from sessions_app.conf import McpSettings
 from sessions_app.http import wire
 from sessions_app.http.exceptions import BadRequest, NotAcceptable
-from sessions_app.http.request import McpRequest
+from sessions_app.http.request import McpRequest, client_of
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.tool_param_headers import param_header_rejection
 from sessions_app.http.writer import ResponseWriter, send_json, send_sse
 from sessions_app.session.hosted_server import hosted_server
+from sessions_app.session.manager import session_manager
 from sessions_app.session.session import MAX_PENDING_FRAMES, RequestInfo
 
 
@@ -151,6 +152,27 @@ async def serve_stateless(
         outbox.finish(wire.sse_frame(body))
         return reply, body
 
+    if message.method == "subscriptions/listen":
+        # A listen stream lasts as long as its client wants: each client gets a share.
+        listeners = session_manager().listen_streams_per_client
+        client = client_of(request, settings.proxy_hops)
+        listeners.take(client)
+        try:
+            await _exchange(writer, answer, outbox, context, settings)
+        finally:
+            listeners.give_back(client)
+    else:
+        await _exchange(writer, answer, outbox, context, settings)
+
+
+async def _exchange(
+    writer: ResponseWriter,
+    answer: Callable[[], Coroutine[Any, Any, tuple[JSONRPCResponse | JSONRPCError, bytes]]],
+    outbox: SseConnection,
+    context: ExchangeContext,
+    settings: McpSettings,
+) -> None:
+    """Run the handler (`answer`) and send what it produces: JSON if it is quick and silent, else SSE."""
     handler = asyncio.get_running_loop().create_task(answer())
     # In this era the client closing its request is how it cancels.
     writer.on_disconnect(handler.cancel)

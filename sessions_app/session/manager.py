@@ -35,6 +35,7 @@ from sessions_app.cluster.shutdown import install_sigterm_drain
 from sessions_app.conf import McpSettings, mcp_settings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
+from sessions_app.session.admission import ClientQuota
 from sessions_app.session.adoption import AdoptionFailed, restore
 from sessions_app.session.hosted_server import HostedServer, hosted_server
 from sessions_app.session.session import CLOSE_MESSAGE, McpSession, RequestInfo
@@ -63,6 +64,9 @@ class SessionManager:
         self.relayed_in = 0
         # Sessions being adopted, by id: requests for them wait for the outcome.
         self._adopting: dict[str, asyncio.Future[McpSession | None]] = {}
+        # Each client's share of this process (admission.py).
+        self.sessions_per_client = ClientQuota("sessions", settings.max_sessions_per_client)
+        self.listen_streams_per_client = ClientQuota("listen streams", settings.max_listen_streams_per_client)
         node.on_store_lost = self.publish_all
 
     def __len__(self) -> int:
@@ -74,12 +78,18 @@ class SessionManager:
     def sessions(self) -> list[McpSession]:
         return list(self._sessions.values())
 
-    async def create(self) -> McpSession:
+    @property
+    def full(self) -> bool:
+        return len(self._sessions) >= self.settings.max_sessions
+
+    async def create(self, client: str = "") -> McpSession:
+        """A new session for `client` (http/request.py `client_of`), counted against its share."""
         if self.node.draining:
             raise NodeFull("Service Unavailable: this node is shutting down", headers={"Retry-After": "1"})
-        if len(self._sessions) >= self.settings.max_sessions:
+        if self.full:
             logger.warning("Refusing a new MCP session: %d sessions are open", len(self._sessions))
             raise NodeFull("Service Unavailable: this node holds its maximum of sessions", headers={"Retry-After": "5"})
+        self.sessions_per_client.take(client)
         self.start()
         host = await hosted_server()
         layer = get_channel_layer()
@@ -94,6 +104,7 @@ class SessionManager:
             self.close_soon,
             channel_name,
             on_state_change=self._state_changed,
+            client=client,
         )
         self._sessions[session.id] = session
         session.start()
@@ -162,6 +173,9 @@ class SessionManager:
             adopted_from=record.node_id,
             epoch=int(time.time() * 1000),
             principal=record.principal,
+            # Counted, never refused: adoption continues sessions, it admits none.
+            client=f"principal {record.principal}" if record.principal else "",
+            used=True,
         )
         claimed = replace(record.owned_by(self.node.node_id, self.node.boot_id), channel_name=channel_name)
         try:
@@ -172,6 +186,7 @@ class SessionManager:
         if not won:
             return None
         self._sessions[session.id] = session
+        self.sessions_per_client.add(session.client)
         session.start()
         self._ensure_reaper()
         try:
@@ -196,7 +211,7 @@ class SessionManager:
         return session
 
     async def initialize(
-        self, message: JSONRPCRequest, info: RequestInfo, principal: str = ""
+        self, message: JSONRPCRequest, info: RequestInfo, principal: str = "", client: str = ""
     ) -> tuple[JSONRPCMessage, str | None]:
         """Open a session with `initialize`: the server's answer, and the new session's id.
 
@@ -204,7 +219,7 @@ class SessionManager:
         interrupted initialize closes the session again, so it never hands out
         an id. The answer is always one JSON message.
         """
-        session = await self.create()
+        session = await self.create(client)
         session.principal = principal
         session.accept_initialize(message.params or {})
         stream = session.open_request_stream(message, json_response=True)
@@ -269,6 +284,7 @@ class SessionManager:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return await self._close_elsewhere(session_id, reason)
+        self.sessions_per_client.give_back(session.client)
         logger.info("Closing MCP session %s: %s", short_id(session_id), reason)
         try:
             await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
@@ -316,6 +332,7 @@ class SessionManager:
         await self.node.writer.drain(within=max(deadline - time.monotonic(), 0.1))
         await self.node.leave()
         sessions, self._sessions = self._sessions, {}
+        self.sessions_per_client.clear()
         for session in sessions.values():
             try:
                 await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
@@ -344,13 +361,18 @@ class SessionManager:
             self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="mcp-idle-reaper")
 
     async def _reap_idle(self) -> None:
-        timeout = self.settings.session_idle_timeout
-        interval = min(max(timeout / 4, 0.05), 30.0)
+        shortest = min(
+            self.settings.session_idle_timeout,
+            self.settings.session_unused_timeout,
+            self.settings.session_abandoned_timeout,
+        )
+        interval = min(max(shortest / 4, 0.05), 30.0)
         while self._sessions:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            for session in [s for s in self._sessions.values() if s.is_idle(now, timeout)]:
-                await self.close(session.id, "idle timeout")
+            for session in list(self._sessions.values()):
+                if reason := session.expiry(now):
+                    await self.close(session.id, reason)
 
 
 async def _poll_until(done: Callable[[], bool], deadline: float) -> bool:

@@ -117,6 +117,12 @@ class McpSession:
     # Who opened it (auth/principal.py `Principal.key`; "" with authorization off):
     # every later request must come from the same principal.
     principal: str = ""
+    # Whom fair admission counts it against (http/request.py `client_of`).
+    client: str = ""
+    # For the reaper's shorter timers (`expiry`): a request since initialize;
+    # a stream dropped by its client, and nothing from it since.
+    used: bool = False
+    dropped: bool = False
     # Called when a request changed the continuation state (the manager records it again).
     on_state_change: Callable[[McpSession], None] = lambda session: None
     # Stream numbers and the standalone stream's sequence start after this:
@@ -206,11 +212,39 @@ class McpSession:
     def live_connections(self) -> int:
         return sum(1 for stream in self.streams.values() if stream.connection is not None)
 
-    def is_idle(self, now: float, timeout: float) -> bool:
-        return self.in_flight == 0 and self.live_connections == 0 and now - self.last_active > timeout
+    def expiry(self, now: float) -> str | None:
+        """Why the reaper should close this session now, if it should: three timers, by how it was used.
+
+        Nothing runs on a session that has a request in flight or a stream
+        open. Otherwise, counted from its last activity: a session that made
+        no request since `initialize` goes after MCP_SESSION_UNUSED_TIMEOUT,
+        one whose client dropped its streams and sent nothing since after
+        MCP_SESSION_ABANDONED_TIMEOUT, any other after MCP_SESSION_IDLE_TIMEOUT.
+        """
+        if self.in_flight or self.live_connections:
+            return None
+        quiet = now - self.last_active
+        if not self.used and quiet > self.settings.session_unused_timeout:
+            return "unused since initialize"
+        if self.dropped and quiet > self.settings.session_abandoned_timeout:
+            return "abandoned: its streams dropped, nothing since"
+        if quiet > self.settings.session_idle_timeout:
+            return "idle timeout"
+        return None
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
+
+    def mark_used(self) -> None:
+        """A request, or a stream opened: the client is here (clears an earlier drop)."""
+        self.used = True
+        self.dropped = False
+        self.touch()
+
+    def mark_dropped(self) -> None:
+        """A stream ended because its client went away, not because it was done."""
+        self.dropped = True
+        self.touch()
 
     @contextlib.asynccontextmanager
     async def busy(self) -> AsyncIterator[None]:
