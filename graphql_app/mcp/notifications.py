@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
+from graphql_app.models import Decision
 from sessions_app.cluster.change_feed import Change
 from sessions_app.session.manager import session_manager
 
@@ -65,9 +67,11 @@ class HandshakeListeners:
     async def deliver(self, change: Change) -> None:
         for session_id, proxy in list(self._proxies.items()):
             try:
-                if change.uri is not None and change.uri in self._uris.get(session_id, ()):
-                    await proxy.send_resource_updated(change.uri)
-                if change.list_changed and session_id in self._list_watchers:
+                watched = self._uris.get(session_id, set())
+                # A resync: every record the session watches may have changed unseen.
+                for uri in sorted(watched) if change.resync else [change.uri] if change.uri in watched else []:
+                    await proxy.send_resource_updated(uri)
+                if (change.list_changed or change.resync) and session_id in self._list_watchers:
                     await proxy.send_resource_list_changed()
             except Exception:
                 # The session ended since it subscribed: forget it.
@@ -85,11 +89,21 @@ handshake_listeners = HandshakeListeners()
 
 async def deliver(change: Change) -> None:
     """The change feed's listener for this process."""
-    if change.uri is not None:
+    if change.resync:
+        # The bus keeps no list of what its streams watch: announce every record, it filters.
+        for uri in await database_sync_to_async(_every_uri)():
+            await bus.publish(ResourceUpdated(uri=uri))
+    elif change.uri is not None:
         await bus.publish(ResourceUpdated(uri=change.uri))
-    if change.list_changed:
+    if change.list_changed or change.resync:
         await bus.publish(ResourcesListChanged())
     await handshake_listeners.deliver(change)
+
+
+def _every_uri() -> list[str]:
+    from .resources import uri_of  # resources.py imports this module
+
+    return [uri_of(number) for number in Decision.objects.values_list("number", flat=True)]
 
 
 def _session_id(ctx: ServerRequestContext[Any]) -> str | None:

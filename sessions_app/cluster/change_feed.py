@@ -9,6 +9,13 @@ message per node, however many sessions it holds.
 
 The node's channel joins the group when the first listener registers, and
 joins again every hour: channels-redis forgets group members after a day.
+
+Redis going away must not lose a change silently. A publish is retried for
+up to PUBLISH_PATIENCE; one that still fails is delivered to this node's own
+listeners, and once Redis answers again every node is sent a *resync*, as is
+every local listener whenever this node's receiver was cut off: "you may have
+missed something, re-read what you watch". A channel leaves the group when
+its node shuts down.
 """
 
 from __future__ import annotations
@@ -28,35 +35,65 @@ logger = logging.getLogger(__name__)
 GROUP = "mcp-changes"
 MESSAGE_TYPE = "mcp.change"
 REJOIN_INTERVAL = 3600.0
+# How long a publish keeps trying across a Redis blip (the caller, a request
+# that just committed a change, waits that long at most), and between tries.
+PUBLISH_PATIENCE = 2.0
+PUBLISH_RETRY_DELAY = 0.1
+# The longest wait between two attempts of the receiver to reach Redis again.
+RECONNECT_DELAY_MAX = 0.5
 
 Listener = Callable[["Change"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Change:
-    """A resource whose content changed (`uri`), and whether the list of resources changed."""
+    """A resource whose content changed (`uri`), and whether the list of resources changed.
+
+    A `resync` names nothing: changes may have been missed, so listeners tell
+    their clients to re-read everything they watch.
+    """
 
     uri: str | None = None
     list_changed: bool = False
+    resync: bool = False
 
     def to_message(self) -> dict[str, Any]:
-        return {"type": MESSAGE_TYPE, "uri": self.uri, "list_changed": self.list_changed}
+        return {"type": MESSAGE_TYPE, "uri": self.uri, "list_changed": self.list_changed, "resync": self.resync}
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Change:
         uri = message.get("uri")
-        return cls(uri=str(uri) if uri is not None else None, list_changed=bool(message.get("list_changed")))
+        return cls(
+            uri=str(uri) if uri is not None else None,
+            list_changed=bool(message.get("list_changed")),
+            resync=bool(message.get("resync")),
+        )
+
+
+RESYNC = Change(resync=True)
 
 
 async def publish(change: Change) -> None:
+    """Send `change` to every node, trying for up to PUBLISH_PATIENCE; past that, see `ChangeFeed.missed`."""
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        await layer.group_send(GROUP, change.to_message())
-    except Exception:
-        # The change itself is committed; only its notification is lost.
-        logger.exception("Could not publish %s", change)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PUBLISH_PATIENCE
+    while True:
+        try:
+            await layer.group_send(GROUP, change.to_message())
+            await change_feed().pay_resync(layer)
+            return
+        except Exception as exc:
+            if loop.time() + PUBLISH_RETRY_DELAY > deadline:
+                # The change itself is committed; the other nodes learn of it by a resync.
+                logger.warning(
+                    "Could not publish %s (%s): a resync follows once the channel layer answers", change, exc
+                )
+                await change_feed().missed(change)
+                return
+        await asyncio.sleep(PUBLISH_RETRY_DELAY)
 
 
 def publish_on_commit(change: Change) -> None:
@@ -70,6 +107,23 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+        self._channel: str | None = None
+        # A publish failed: every node is owed a resync once the layer answers.
+        self._resync_owed = False
+
+    async def missed(self, change: Change) -> None:
+        """A change no other node heard of: this node's listeners get it now, every node a resync later."""
+        self._resync_owed = True
+        await self._deliver(change)
+
+    async def leave(self) -> None:
+        """Leave the group (shutdown): a channel nobody reads must not fill up with changes for a day."""
+        layer = get_channel_layer()
+        if layer is not None and self._channel is not None:
+            try:
+                await layer.group_discard(GROUP, self._channel)
+            except Exception as exc:
+                logger.warning("Could not leave the change group (%s)", exc)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every change from now on; returns the way to stop."""
@@ -83,7 +137,7 @@ class ChangeFeed:
         if layer is None:
             return
         # The default prefix, as for every process-local channel (see session_manager.create).
-        channel = await layer.new_channel()
+        channel = self._channel = await layer.new_channel()
         delay = 0.0
         joined_at = -REJOIN_INTERVAL
         loop = asyncio.get_running_loop()
@@ -92,21 +146,39 @@ class ChangeFeed:
                 if loop.time() - joined_at >= REJOIN_INTERVAL:
                     await layer.group_add(GROUP, channel)
                     joined_at = loop.time()
+                    if delay:
+                        await self._recovered(layer)
+                    delay = 0.0
                 async with asyncio.timeout(REJOIN_INTERVAL):
                     message = await layer.receive(channel)
             except TimeoutError:
                 continue
             except Exception as exc:
-                # Redis away: keep trying, say so once.
+                # Redis away: keep trying, briefly, so the group is joined again as soon as it answers.
                 if delay == 0.0:
                     logger.warning("The change feed cannot reach the channel layer (%s); retrying", exc)
-                delay = min(max(delay * 2, 0.2), 5.0)
-                joined_at = -REJOIN_INTERVAL  # join again once it is back
+                delay = min(max(delay * 2, 0.05), RECONNECT_DELAY_MAX)
+                joined_at = -REJOIN_INTERVAL  # join again once it is back (Redis may have lost the group)
                 await asyncio.sleep(delay)
                 continue
-            delay = 0.0
             if message.get("type") == MESSAGE_TYPE:
                 await self._deliver(Change.from_message(message))
+
+    async def _recovered(self, layer: Any) -> None:
+        """Back in the group after a gap: what was published meanwhile never reached this node."""
+        logger.warning("The change feed is back; telling local listeners to re-read what they watch")
+        await self._deliver(RESYNC)
+        await self.pay_resync(layer)
+
+    async def pay_resync(self, layer: Any) -> None:
+        """If a publish failed earlier, send every node the resync it is owed (the layer answers again)."""
+        if not self._resync_owed:
+            return
+        self._resync_owed = False
+        try:
+            await layer.group_send(GROUP, RESYNC.to_message())
+        except Exception:
+            self._resync_owed = True
 
     async def _deliver(self, change: Change) -> None:
         for listener in list(self._listeners):

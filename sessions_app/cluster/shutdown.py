@@ -28,6 +28,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from sessions_app.cluster.change_feed import change_feed
+
 if TYPE_CHECKING:
     from sessions_app.session.manager import SessionManager
 
@@ -83,6 +85,7 @@ async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], Non
                 await manager.hand_off(within=time_left() - HANDOFF_RESERVE)
             else:
                 await manager.close_all("node shutting down")
+            await change_feed().leave()
             if not await node.writer.drain(within=time_left()):
                 logger.warning("Shutdown: %d registry writes could not be made", node.writer.backlog)
             await node.stop()
