@@ -10,10 +10,11 @@ from strawberry.tools import merge_types
 
 from .access import RequireScopes
 from .error_policy import MaskServerErrors, Schema
+from .limits import OperationLimits
 from .mutations import DecisionMutations
 from .queries import DecisionQueries
 
 Query = merge_types("Query", (DecisionQueries,))
 Mutation = merge_types("Mutation", (DecisionMutations,))
 
-schema = Schema(query=Query, mutation=Mutation, extensions=[RequireScopes, MaskServerErrors])
+schema = Schema(query=Query, mutation=Mutation, extensions=[OperationLimits, RequireScopes, MaskServerErrors])

@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 from strawberry.http.base import BaseRequestProtocol
 
+from . import limits
 from .access import Caller, identify
 from .schema import schema
 
@@ -36,6 +37,13 @@ class GraphQLView(AsyncGraphQLView):
             return caller
         request.graphql_caller = caller  # type: ignore[attr-defined]  # read by access.RequireScopes
         return await super().dispatch(request, *args, **kwargs)
+
+    def encode_json(self, data: object) -> str | bytes:
+        encoded = super().encode_json(data)
+        if len(encoded) > settings.GRAPHQL_MAX_RESPONSE_BYTES:
+            # ASCII (json.dumps escapes the rest), so its length is its size in bytes.
+            return super().encode_json(limits.too_large(len(encoded)))
+        return encoded
 
 
 graphql_view = csrf_exempt(GraphQLView.as_view(schema=schema, multipart_uploads_enabled=False))
