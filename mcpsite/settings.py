@@ -312,6 +312,8 @@ GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 8)
 # Checked while it runs: records loaded by one operation, and the encoded answer.
 GRAPHQL_MAX_ROWS = env_int("GRAPHQL_MAX_ROWS", 500)
 GRAPHQL_MAX_RESPONSE_BYTES = env_int("GRAPHQL_MAX_RESPONSE_BYTES", 8 * 1024 * 1024)
+# Introspection and "Did you mean ...?" hints in errors (graphql_app/api/visibility.py).
+GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
 
 # --- Embedded authorization server ------------------------------------------
 # oauth_app on top of django-oauth-toolkit; see docs/authorization.md.

@@ -141,8 +141,9 @@ async def test_a_response_over_the_byte_limit_is_replaced_by_one_error(settings:
     assert "errors" not in await post(query)
 
 
-async def test_introspection_fits_the_default_limits() -> None:
+async def test_introspection_fits_the_default_limits(settings: Settings) -> None:
     # GraphiQL and schema tools introspect with a query about this deep and long.
+    settings.GRAPHQL_INTROSPECTION = True
     body = await post(get_introspection_query(descriptions=True, input_value_deprecation=True))
 
     assert "errors" not in body
