@@ -314,6 +314,8 @@ GRAPHQL_MAX_ROWS = env_int("GRAPHQL_MAX_ROWS", 500)
 GRAPHQL_MAX_RESPONSE_BYTES = env_int("GRAPHQL_MAX_RESPONSE_BYTES", 8 * 1024 * 1024)
 # Introspection and "Did you mean ...?" hints in errors (graphql_app/api/visibility.py).
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+# Seconds an Idempotency-Key (and the answer kept for it) lasts (graphql_app/api/idempotency.py).
+GRAPHQL_IDEMPOTENCY_TTL = env_int("GRAPHQL_IDEMPOTENCY_TTL", 24 * 3600)
 
 # --- Embedded authorization server ------------------------------------------
 # oauth_app on top of django-oauth-toolkit; see docs/authorization.md.
