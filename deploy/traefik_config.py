@@ -178,7 +178,8 @@ def routers(nodes: tuple[Node, ...]) -> dict[str, Any]:
             "priority": PRIORITY_DEFAULT,
             "entryPoints": [ENTRYPOINT],
             "service": "app",
-            "middlewares": ["compress"],
+            # Compression outside, the replay next to the service.
+            "middlewares": ["compress", "app-retry"],
             "tls": {},
         },
     }
@@ -206,13 +207,28 @@ def middlewares() -> dict[str, Any]:
         # still gets Traefik's 502: with `status: ["502"]` Traefik holds
         # every answer to read its status, about 3 ms per request (measured
         # with bench scenario 3).
-        "mcp-retry": {
-            "retry": {
-                "attempts": 2,
-                "retryNonIdempotentMethod": True,
-                "maxRequestBodyBytes": RETRY_BODY_LIMIT,
-            }
-        },
+        "mcp-retry": replay_unanswered(),
+        # The same on the round-robin router (GraphQL, the admin): a request
+        # whose node died or went away before answering (a 502 to the client
+        # during a node kill, measured on /graphql) goes to another node.
+        # Queries are safe to replay. A request already in flight when its
+        # node died got a 502, not a replay, on the MCP routers (above), so the
+        # proxy should not run a mutation twice; but that is Traefik's
+        # behaviour, not a promise, and a client retrying after the 502 may.
+        # Mutations that must run once carry an `Idempotency-Key`: a second
+        # delivery gets the stored answer (docs/graphql.md).
+        "app-retry": replay_unanswered(),
+    }
+
+
+def replay_unanswered() -> dict[str, Any]:
+    """A retry middleware: one more attempt, POST included, for a request no node answered."""
+    return {
+        "retry": {
+            "attempts": 2,
+            "retryNonIdempotentMethod": True,
+            "maxRequestBodyBytes": RETRY_BODY_LIMIT,
+        }
     }
 
 

@@ -1,4 +1,5 @@
-"""The decision log's one table: numbered architecture decision records (ADRs).
+"""The decision log's table (numbered architecture decision records, ADRs), and the
+answers kept for GraphQL requests sent with an Idempotency-Key.
 
 Rows change only through `graphql_app.decisions` (GraphQL, the admin and the
 MCP server all call it), which numbers records, checks every field and allows
@@ -60,3 +61,28 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"ADR {self.number}: {self.title}"
+
+
+class IdempotentRequest(models.Model):
+    """One caller's use of one Idempotency-Key on /graphql (graphql_app/api/idempotency.py).
+
+    Created before the request runs (the unique constraint makes that the one
+    claim, across all nodes); `status` and `body` are set once it has been
+    answered, so a row without them is a request still running, or one whose
+    node died before answering.
+    """
+
+    caller = models.CharField(max_length=300)
+    key = models.CharField(max_length=200)
+    # SHA-256 of the request body: the same key with another body is refused.
+    request_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True)
+    body = models.BinaryField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("caller", "key"), name="one_use_per_caller_and_key"),)
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.key}"

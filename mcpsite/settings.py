@@ -315,6 +315,19 @@ MCP_AUTH_CACHE_ENTRIES = env_int("MCP_AUTH_CACHE_ENTRIES", 10_000)
 # GraphQL queries without a token (mutations always need the write scope).
 GRAPHQL_PUBLIC_QUERIES = env_bool("GRAPHQL_PUBLIC_QUERIES", False)
 
+# --- GraphQL: what one operation may cost (graphql_app/api/limits.py) ----------
+# Checked on the document before it runs: lexical tokens, aliases, nesting depth.
+GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 1000)
+GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 20)
+GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 8)
+# Checked while it runs: records loaded by one operation, and the encoded answer.
+GRAPHQL_MAX_ROWS = env_int("GRAPHQL_MAX_ROWS", 500)
+GRAPHQL_MAX_RESPONSE_BYTES = env_int("GRAPHQL_MAX_RESPONSE_BYTES", 8 * 1024 * 1024)
+# Introspection and "Did you mean ...?" hints in errors (graphql_app/api/visibility.py).
+GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+# Seconds an Idempotency-Key (and the answer kept for it) lasts (graphql_app/api/idempotency.py).
+GRAPHQL_IDEMPOTENCY_TTL = env_int("GRAPHQL_IDEMPOTENCY_TTL", 24 * 3600)
+
 # --- Embedded authorization server ------------------------------------------
 # oauth_app on top of django-oauth-toolkit; see docs/authorization.md.
 

@@ -76,11 +76,13 @@ def test_the_mcp_router_wins_over_the_default_one() -> None:
     (session_priority,) = priorities
     assert routers["mcp-stateless"]["priority"] > session_priority > routers["mcp"]["priority"]
     assert routers["mcp"]["priority"] > routers["default"]["priority"]
-    # No compression on MCP; a replay of unanswered requests on the routers that pin a session only.
+    # No compression on MCP; a replay of unanswered requests on every router but the stateless MCP one.
     for router in [routers["mcp"], *by_session]:
         assert router["middlewares"] == ["mcp-retry"]
         assert (router["entryPoints"], router["tls"]) == ([traefik_config.ENTRYPOINT], {})
     assert "middlewares" not in routers["mcp-stateless"]
+    assert routers["default"]["middlewares"] == ["compress", "app-retry"]
+    assert traefik_config.middlewares()["app-retry"] == traefik_config.middlewares()["mcp-retry"]
     retry = traefik_config.middlewares()["mcp-retry"]["retry"]
     assert retry["attempts"] == 2
     assert retry["retryNonIdempotentMethod"] is True

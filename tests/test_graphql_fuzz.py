@@ -29,7 +29,8 @@ def graphql_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     folder = tmp_path_factory.mktemp("fuzz")
     # An empty DATABASE_URL counts as unset: the node uses this SQLite file even
     # when the suite itself runs against PostgreSQL.
-    env = {"DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"), "DATABASE_URL": ""}
+    # Introspection on (production leaves it off): schemathesis reads the schema that way.
+    env = {"DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"), "DATABASE_URL": "", "GRAPHQL_INTROSPECTION": "1"}
     manage(env, "migrate", "--noinput")
     manage(env, "load_demo_decisions")
     node = Node(env=env, log_path=folder / "daphne.log").start()

@@ -16,6 +16,8 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
+from .visibility import hide_suggestions
+
 logger = logging.getLogger(__name__)
 
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
@@ -43,9 +45,11 @@ class MaskServerErrors(MaskErrors):
 
 
 class Schema(strawberry.Schema):
-    """strawberry's schema, logging server errors only (strawberry logs every error at ERROR)."""
+    """strawberry's schema, logging server errors only (strawberry logs every error at ERROR).
+    Every error a client sees passes here first: hints that reveal the schema are dropped here too."""
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        hide_suggestions(errors)
         for error in errors:
             if is_client_error(error):
                 logger.debug("GraphQL client error: %s", error.message)

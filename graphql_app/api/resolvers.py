@@ -14,6 +14,7 @@ from graphql_app import decisions
 from graphql_app.models import Decision
 
 from .errors import query_error
+from .limits import charge_rows
 from .pagination import DEFAULT_FIRST, MAX_FIRST, paginate
 from .types import CategoryCount, DecisionConnection, DecisionType
 
@@ -47,12 +48,15 @@ async def resolve_decisions(
         str | None, strawberry.argument(description="Case-insensitive text in the title or any section.")
     ] = None,
 ) -> DecisionConnection:
+    # Charged before the query: the page may hold `first` records (paginate refuses a `first` out of range).
+    charge_rows(min(max(first, 0), MAX_FIRST))
     return await _in_thread(
         lambda: paginate(decisions.search(text=search, category=category, status=status), first=first, after=after)
     )
 
 
 async def resolve_decision(number: int) -> DecisionType | None:
+    charge_rows(1)
     return await _in_thread(lambda: _one(number))
 
 

@@ -10,10 +10,18 @@ from strawberry.tools import merge_types
 
 from .access import RequireScopes
 from .error_policy import MaskServerErrors, Schema
+from .limits import OperationLimits
 from .mutations import DecisionMutations
 from .queries import DecisionQueries
+from .visibility import SchemaVisibility
 
 Query = merge_types("Query", (DecisionQueries,))
 Mutation = merge_types("Mutation", (DecisionMutations,))
 
-schema = Schema(query=Query, mutation=Mutation, extensions=[RequireScopes, MaskServerErrors])
+# Per operation, in this order: which rules validate the document, what it may
+# cost, whether its caller may run it, and what the client sees of our errors.
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[SchemaVisibility, OperationLimits, RequireScopes, MaskServerErrors],
+)

@@ -11,6 +11,8 @@ from graphql_app import decisions
 from graphql_app.decisions import CATEGORIES, DecisionErrorCode
 from graphql_app.models import Decision
 
+from .limits import charge_rows
+
 # The domain's own enums become GraphQL enums with the same members (strawberry
 # marks the classes); fields below are annotated with the domain classes.
 strawberry.enum(Decision.Status, name="DecisionStatus", description="Where a record is in its life.")
@@ -35,6 +37,7 @@ def _superseded_by_number(root: DecisionType) -> int | None:
 async def _superseded_by(root: DecisionType) -> DecisionType | None:
     if root.record.superseded_by_id is None:
         return None
+    charge_rows(1)
     return DecisionType.from_model(await sync_to_async(decisions.get)(root.record.superseded_by_id))
 
 

@@ -7,7 +7,8 @@ middleware because token and anonymous callers have no CSRF token to send;
 request could borrow, the cookie-carrying staff browser. POST bodies are read
 only as `application/json` (strawberry refuses other content types; multipart
 uploads stay off), which a cross-site form cannot send; GET may only run
-queries, never mutations.
+queries, never mutations. A POST with an `Idempotency-Key` runs once per
+caller and key (idempotency.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 from strawberry.http.base import BaseRequestProtocol
 
+from . import idempotency, limits
 from .access import Caller, identify
 from .schema import schema
 
@@ -35,7 +37,26 @@ class GraphQLView(AsyncGraphQLView):
         if not isinstance(caller, Caller):
             return caller
         request.graphql_caller = caller  # type: ignore[attr-defined]  # read by access.RequireScopes
-        return await super().dispatch(request, *args, **kwargs)
+        key = request.headers.get(idempotency.HEADER)
+        if key is None or request.method != "POST":
+            return await super().dispatch(request, *args, **kwargs)
+        claim = await idempotency.claim(caller.name, key, request.body)
+        if not isinstance(claim, idempotency.Claim):
+            return claim  # the stored answer, or why the key cannot be used
+        try:
+            response = await super().dispatch(request, *args, **kwargs)
+        except BaseException:
+            await claim.release()
+            raise
+        await claim.settle(response)
+        return response
+
+    def encode_json(self, data: object) -> str | bytes:
+        encoded = super().encode_json(data)
+        if len(encoded) > settings.GRAPHQL_MAX_RESPONSE_BYTES:
+            # ASCII (json.dumps escapes the rest), so its length is its size in bytes.
+            return super().encode_json(limits.too_large(len(encoded)))
+        return encoded
 
 
 graphql_view = csrf_exempt(GraphQLView.as_view(schema=schema, multipart_uploads_enabled=False))
