@@ -12,10 +12,11 @@ from django.test import AsyncClient
 from django.utils import timezone
 from pytest_django import Settings
 
-from graphql_app.api.access import Caller
 from graphql_app.models import Decision, IdempotentRequest
+from tests.token_issuer import Issuer
 
 URL = "/graphql"
+RESOURCE = "http://127.0.0.1/mcp"
 db = pytest.mark.django_db(transaction=True)
 
 PROPOSE = """
@@ -35,8 +36,8 @@ def proposal(title: str = "Retry safely") -> dict[str, Any]:
     }
 
 
-async def send(body: dict[str, Any], key: str | None) -> Any:
-    headers = {} if key is None else {"Idempotency-Key": key}
+async def send(body: dict[str, Any], key: str | None, **extra: str) -> Any:
+    headers = {**extra} if key is None else {"Idempotency-Key": key, **extra}
     return await AsyncClient().post(URL, json.dumps(body), content_type="application/json", headers=headers)
 
 
@@ -92,20 +93,22 @@ async def test_a_key_still_running_answers_409() -> None:
 
 
 @db
-async def test_keys_belong_to_their_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Authorization is off in tests: everyone is "anyone". Another caller's key is theirs alone.
-    from graphql_app.api import views
+async def test_keys_belong_to_their_caller(settings: Settings) -> None:
+    # Two users, with real tokens: one user's key is theirs alone.
+    issuer = Issuer()
+    try:
+        settings.MCP_AUTH, settings.MCP_AUTH_ISSUER, settings.MCP_RESOURCE_URI = "jwt", issuer.url, RESOURCE
+        alice = issuer.token(RESOURCE, sub="alice", scope="mcp:read mcp:write")
+        bob = issuer.token(RESOURCE, sub="bob", scope="mcp:read mcp:write")
+        first = await send(proposal(), "shared", Authorization=f"Bearer {alice}")
+        second = await send(proposal(), "shared", Authorization=f"Bearer {bob}")
+        replayed = await send(proposal(), "shared", Authorization=f"Bearer {alice}")
+    finally:
+        issuer.stop()
 
-    await send(proposal(), "shared")
-    everyone = frozenset({"mcp:read", "mcp:write"})
-
-    async def someone_else(request: Any) -> Caller:
-        return Caller(everyone, name="someone-else")
-
-    monkeypatch.setattr(views, "identify", someone_else)
-    second = await send(proposal(), "shared")
-
+    assert first.status_code == second.status_code == 200
     assert "Idempotent-Replayed" not in second
+    assert replayed["Idempotent-Replayed"] == "true"
     assert await Decision.objects.acount() == 2
 
 
