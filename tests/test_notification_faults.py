@@ -45,6 +45,9 @@ def nodes(redis: RedisServer, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
         "REDIS_URL": redis.url,
         "DJANGO_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "MCP_SERVER": "graphql_app.mcp.server.server",
+        # A dead node is noticed within seconds.
+        "MCP_NODE_HEARTBEAT_TTL": "1.5",
+        "MCP_REAPER_INTERVAL": "0.3",
     }
     manage(env, "migrate", "--noinput")
     a = Node(env={**env, "MCP_NODE_ID": "node-a"}, log_path=tmp_path / "a.log").start()
@@ -97,3 +100,17 @@ def test_a_node_that_shuts_down_leaves_the_change_group(nodes: tuple[Node, Node]
     wait_for(lambda: members.zcard(GROUP_KEY) == 2, "both nodes in the change group")
     a.stop(signal.SIGTERM)
     wait_for(lambda: members.zcard(GROUP_KEY) == 1, "the stopped node's channel to leave the group")
+
+
+def test_a_killed_nodes_channel_is_taken_out_of_the_group_by_the_others(
+    nodes: tuple[Node, Node], redis: RedisServer
+) -> None:
+    a, b = nodes
+    members = redis.client()
+    propose(a, "Reap the dead from the group")
+    wait_for(lambda: members.zcard(GROUP_KEY) == 2, "both nodes in the change group")
+    a.stop(signal.SIGKILL)
+    wait_for(lambda: members.zcard(GROUP_KEY) == 1, "b's reaper to take a's channel out")
+    # The one left is b's own, and b says what it did.
+    assert members.hlen("mcp:change-feed:members") == 1
+    assert "channels of dead processes" in b.log()

@@ -15,7 +15,9 @@ up to PUBLISH_PATIENCE; one that still fails is delivered to this node's own
 listeners, and once Redis answers again every node is sent a *resync*, as is
 every local listener whenever this node's receiver was cut off: "you may have
 missed something, re-read what you watch". A channel leaves the group when
-its node shuts down.
+its node shuts down; one whose node died without leaving is taken out by the
+other nodes' reapers (`reap_dead_members`), which learn each channel's node
+from the MEMBERS_KEY hash.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ PUBLISH_PATIENCE = 2.0
 PUBLISH_RETRY_DELAY = 0.1
 # The longest wait between two attempts of the receiver to reach Redis again.
 RECONNECT_DELAY_MAX = 0.5
+# Redis hash: a member channel of the group -> "<node id> <boot id>" of the process reading it.
+MEMBERS_KEY = "mcp:change-feed:members"
 
 Listener = Callable[["Change"], Awaitable[None]]
 
@@ -121,7 +125,7 @@ class ChangeFeed:
         layer = get_channel_layer()
         if layer is not None and self._channel is not None:
             try:
-                await layer.group_discard(GROUP, self._channel)
+                await _discard(layer, self._channel)
             except Exception as exc:
                 logger.warning("Could not leave the change group (%s)", exc)
 
@@ -145,6 +149,7 @@ class ChangeFeed:
             try:
                 if loop.time() - joined_at >= REJOIN_INTERVAL:
                     await layer.group_add(GROUP, channel)
+                    await _members(layer).hset(MEMBERS_KEY, channel, _this_life())
                     joined_at = loop.time()
                     if delay:
                         await self._recovered(layer)
@@ -186,6 +191,47 @@ class ChangeFeed:
                 await listener(change)
             except Exception:
                 logger.exception("A change listener failed on %s", change)
+
+
+async def reap_dead_members(alive: dict[str, str]) -> int:
+    """Take out of the group every channel whose node is not alive (`alive`: node id -> boot id); how many."""
+    layer = get_channel_layer()
+    if layer is None or not hasattr(layer, "connection"):
+        return 0  # the in-memory layer of a single process has no one else's channels
+    members = await _members(layer).hgetall(MEMBERS_KEY)
+    dead: list[str] = []
+    for channel, life in members.items():
+        node_id, _, boot_id = _text(life).partition(" ")
+        if alive.get(node_id) != boot_id:
+            dead.append(_text(channel))
+    for channel in dead:
+        await _discard(layer, channel)
+    if dead:
+        logger.warning("Took %d channels of dead processes out of the change group", len(dead))
+    return len(dead)
+
+
+async def _discard(layer: Any, channel: str) -> None:
+    await layer.group_discard(GROUP, channel)
+    await _members(layer).hdel(MEMBERS_KEY, channel)
+
+
+def _members(layer: Any) -> Any:
+    """The Redis connection the group lives on (channels-redis shards groups by name)."""
+    return layer.connection(layer.consistent_hash(GROUP))
+
+
+def _this_life() -> str:
+    """This process's node and boot, with its heartbeat running: the reapers judge the channel by it."""
+    from sessions_app.cluster.node import this_node  # node.py's reaper calls into this module
+
+    node = this_node()
+    node.start()
+    return f"{node.node_id} {node.boot_id}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 _feed: ChangeFeed | None = None

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sessions_app.cluster.change_feed import reap_dead_members
 from sessions_app.cluster.inbox import NodeInbox, inbox_channel
 from sessions_app.cluster.liveness import every, reap_stale_records
 from sessions_app.cluster.registry import SessionRegistry, session_registry
@@ -89,6 +90,7 @@ class ClusterNode:
 
     async def _reap(self) -> None:
         await reap_stale_records(self.registry, self.reap_grace, self._missing_since, time.monotonic())
+        await reap_dead_members(await self.registry.alive_nodes())
 
     @property
     def reap_grace(self) -> float:
