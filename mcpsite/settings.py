@@ -206,6 +206,11 @@ SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 
+# Largest request body for every path but /mcp (GraphQL, the admin, OAuth), in
+# bytes: Django's own limit, which mcpsite/http_server.py also enforces while
+# the body is being read (on the whole body: nothing here takes file uploads).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 2_621_440)
+
 # --- MCP endpoint -----------------------------------------------------------
 
 # Dotted path to the SDK low-level `Server` this node hosts on /mcp.

@@ -60,9 +60,9 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         chunk = message.get("body", b"")
         self._received_bytes += len(chunk)
         if self._received_bytes > self.settings.max_body_bytes:
-            await send_error(
-                self, BodyTooLarge(f"Payload Too Large: the limit is {self.settings.max_body_bytes} bytes")
-            )
+            # mcpsite/http_server.py refuses it before this, while reading; this
+            # check is for servers that read the whole body first (runserver).
+            await send_error(self, BodyTooLarge.over(self.settings.max_body_bytes))
             raise StopConsumer()
         self.body.append(chunk)
         if message.get("more_body"):
