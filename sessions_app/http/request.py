@@ -134,4 +134,13 @@ def parse_message_object(body: bytes) -> dict[str, Any]:
         raise BadRequest("Invalid Request: JSON-RPC batches are not supported; send one message per POST")
     if not isinstance(decoded, dict):
         raise BadRequest("Invalid Request: the body must be one JSON-RPC message object")
+    if "id" in decoded and not _is_request_id(decoded["id"]):
+        # Checked here because the SDK's message types would read such a
+        # message as a notification (and it would get 202, unanswered).
+        raise BadRequest("Invalid Request: id must be a string or an integer")
     return decoded
+
+
+def _is_request_id(value: object) -> bool:
+    """MCP ids are strings or integers: never null (unlike JSON-RPC), and not fractions or booleans."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
