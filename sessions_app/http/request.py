@@ -7,7 +7,7 @@ functions raise a `TransportError` subclass when a check fails.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,10 +36,15 @@ class McpRequest:
     # Whom the request's token names (auth/principal.py `Principal.key`), once
     # checked; "" with authorization off.
     principal: str = ""
+    # The connection's scheme and query string (a relayed request keeps the defaults: it is never redirected).
+    scheme: str = "http"
+    query_string: str = ""
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
-        return cls.from_lines(scope["method"], scope["headers"])
+        request = cls.from_lines(scope["method"], scope["headers"])
+        query = scope.get("query_string", b"").decode("latin-1")
+        return replace(request, scheme=scope.get("scheme", "http"), query_string=query)
 
     @classmethod
     def from_lines(cls, method: str, lines: list[tuple[bytes, bytes]], *, relayed: bool = False) -> McpRequest:
