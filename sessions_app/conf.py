@@ -46,6 +46,8 @@ class McpSettings:
     # None: the hosted server's module decides (ADOPTABLE).
     server_adoptable: bool | None = None
     shutdown_handoff: bool = False
+    # Registry lookups per second for session ids this process does not hold (cluster/misroute.py).
+    miss_lookups_per_second: float = 100.0
 
     @property
     def relay(self) -> bool:
@@ -78,11 +80,19 @@ def mcp_settings() -> McpSettings:
         adoption=settings.MCP_ADOPTION,
         server_adoptable=settings.MCP_SERVER_ADOPTABLE,
         shutdown_handoff=settings.MCP_SHUTDOWN_HANDOFF,
+        miss_lookups_per_second=settings.MCP_MISS_LOOKUPS_PER_SECOND,
     )
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive integer")
-    for name in ("session_idle_timeout", "sse_keepalive", "node_heartbeat_ttl", "reaper_interval", "shutdown_grace"):
+    for name in (
+        "miss_lookups_per_second",
+        "session_idle_timeout",
+        "sse_keepalive",
+        "node_heartbeat_ttl",
+        "reaper_interval",
+        "shutdown_grace",
+    ):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive number of seconds")
     if not is_valid_route(loaded.node_route):
