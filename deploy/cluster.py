@@ -9,7 +9,9 @@ https://127.0.0.1:8443 with a throwaway CA. Everything it writes lives under
 DJANGO_SECRET_KEY and token signing key, the SQLite database, Traefik's configuration (made by
 deploy/traefik_config.py) and one log per process. Ports are overridable:
 CLUSTER_HTTPS_PORT, CLUSTER_NODE_PORTS (comma-separated), CLUSTER_API_PORT,
-CLUSTER_REDIS_PORT. See docs/deploy.md.
+CLUSTER_REDIS_PORT; so is the state directory, CLUSTER_STATE_DIR. Ctrl-C,
+SIGTERM and SIGHUP (the terminal closing) all stop every child, however
+many times they come. See docs/deploy.md.
 
 Tests use the same `Cluster` with a temporary state directory and free ports,
 and kill, stop and restart single nodes through it.
@@ -85,7 +87,9 @@ class ClusterConfig:
             if len(parts) != 3 or not all(part.isdigit() for part in parts):
                 raise ClusterError("CLUSTER_NODE_PORTS must be three comma-separated port numbers, e.g. 8001,8002,8003")
             node_ports = tuple(int(part) for part in parts)
+        state_dir = Path(environ["CLUSTER_STATE_DIR"]) if environ.get("CLUSTER_STATE_DIR") else cls.state_dir
         return cls(
+            state_dir=state_dir,
             https_port=port("CLUSTER_HTTPS_PORT", cls.https_port),
             node_ports=node_ports,
             api_port=port("CLUSTER_API_PORT", cls.api_port),
@@ -419,19 +423,38 @@ def _relative_to_repo(path: Path) -> str:
 # --- `make cluster` -------------------------------------------------------------------
 
 
+# Ctrl-C, `kill`, and the terminal closing: each stops everything.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _StopRequested(Exception):
-    """Ctrl-C or SIGTERM reached the cluster runner."""
+    """A stop signal reached the cluster runner."""
 
 
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _StopRequested(signal.Signals(signum).name)
+class _Stopper:
+    """The handler of every stop signal: the first one raises `_StopRequested`; later ones are ignored.
+
+    Only ever one raise: a second signal (an impatient Ctrl-C, a supervisor's
+    repeated SIGTERM) landing while the runner stops its children, or while
+    it unwinds a failed start, must not interrupt that and leave them running.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        raise _StopRequested(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _stop_on_signals() -> Iterator[_Stopper]:
+    stopper = _Stopper()
+    previous = {sig: signal.signal(sig, stopper) for sig in STOP_SIGNALS}
     try:
-        yield
+        yield stopper
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -443,7 +466,7 @@ def main() -> int:
     except ClusterError as error:
         print(f"cluster: {error}", file=sys.stderr)
         return 2
-    with _stop_on_signals():
+    with _stop_on_signals() as stopper:
         try:
             cluster.start(progress=lambda line: print(f"cluster: {line}", flush=True))
             print(cluster.banner())
@@ -456,9 +479,8 @@ def main() -> int:
             print(f"cluster: {error}", file=sys.stderr)
             return 1
         finally:
-            # A second Ctrl-C must not leave children behind: ignore it while stopping.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # From here on no signal interrupts: stopping the children is what every signal asks for.
+            stopper.stopping = True
             cluster.stop()
     print(cluster.status_table())
     return 0

@@ -206,6 +206,11 @@ SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 
+# Largest request body for every path but /mcp (GraphQL, the admin, OAuth), in
+# bytes: Django's own limit, which mcpsite/http_server.py also enforces while
+# the body is being read (on the whole body: nothing here takes file uploads).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_MAX_BODY_BYTES", 2_621_440)
+
 # --- MCP endpoint -----------------------------------------------------------
 
 # Dotted path to the SDK low-level `Server` this node hosts on /mcp.
@@ -288,6 +293,9 @@ MCP_SERVER_ADOPTABLE = (
 # On SIGTERM, leave sessions to be adopted by the other nodes (records kept)
 # instead of closing them (records deleted, clients get 404).
 MCP_SHUTDOWN_HANDOFF = env_bool("MCP_SHUTDOWN_HANDOFF", True)
+# Registry lookups per second (per process) for session ids this process does
+# not hold; past it such a request gets 404 without one (sessions_app/cluster/misroute.py).
+MCP_MISS_LOOKUPS_PER_SECOND = env_float("MCP_MISS_LOOKUPS_PER_SECOND", 100.0)
 
 # --- Authorization: /mcp and /graphql as an OAuth 2.1 resource server ----------
 
@@ -424,6 +432,10 @@ LOGGING = {
     },
     "filters": {
         "draining_health_check": {"()": "sessions_app.log_filters.DrainingHealthCheck"},
+        "without_traceback": {"()": "sessions_app.log_filters.WithoutTraceback"},
+        # Records anyone can cause (a bogus session id, a bad Host): a few per
+        # minute of each kind, then a count (sessions_app/log_rate_limit.py).
+        "rate_limited": {"()": "sessions_app.log_rate_limit.RateLimited", "window": 60.0, "burst": 5},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
@@ -434,6 +446,9 @@ LOGGING = {
         "mcp": {"level": "WARNING"},
         # A draining node's 503 on /healthz is news for the balancer, not an error.
         "django.request": {"filters": ["draining_health_check"]},
+        "sessions_app.misroute": {"filters": ["rate_limited"]},
+        # Django logs every bad Host with its traceback: one line is enough.
+        "django.security.DisallowedHost": {"filters": ["without_traceback", "rate_limited"]},
         # runserver prints its own access log; do not print it twice.
         "django.channels.server": {"propagate": False},
     },

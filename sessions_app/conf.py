@@ -52,6 +52,8 @@ class McpSettings:
     max_sessions_per_client: int = 0
     max_listen_streams_per_client: int = 0
     proxy_hops: int = 0
+    # Registry lookups per second for session ids this process does not hold (cluster/misroute.py).
+    miss_lookups_per_second: float = 100.0
 
     @property
     def relay(self) -> bool:
@@ -89,6 +91,7 @@ def mcp_settings() -> McpSettings:
         adoption=settings.MCP_ADOPTION,
         server_adoptable=settings.MCP_SERVER_ADOPTABLE,
         shutdown_handoff=settings.MCP_SHUTDOWN_HANDOFF,
+        miss_lookups_per_second=settings.MCP_MISS_LOOKUPS_PER_SECOND,
     )
     for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
         if getattr(loaded, name) <= 0:
@@ -97,6 +100,7 @@ def mcp_settings() -> McpSettings:
         if getattr(loaded, name) < 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be 0 or more")
     for name in (
+        "miss_lookups_per_second",
         "session_idle_timeout",
         "session_unused_timeout",
         "session_abandoned_timeout",

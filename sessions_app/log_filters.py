@@ -11,3 +11,13 @@ class DrainingHealthCheck(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
         return not (getattr(record, "status_code", None) == 503 and getattr(request, "path", None) == "/healthz")
+
+
+class WithoutTraceback(logging.Filter):
+    """One line instead of a traceback: for records about bad input (a bad Host), where the stack says nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return True

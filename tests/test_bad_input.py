@@ -59,6 +59,9 @@ def _modern(method: str, params: dict[str, Any] | None = None, version: str | No
     return json.dumps(body).encode()
 
 
+# Neither a string nor an integer: read as notifications by the SDK's types, they used to get 202.
+_BAD_IDS = [("an object", b'{"a": 1}'), ("null", b"null"), ("a float", b"1.5"), ("a boolean", b"true")]
+
 CASES = [
     Case("origin not allowed", 403, INVALID_REQUEST, headers=session_headers(SESSION, Origin="http://evil.example")),
     Case("host not allowed", 421, INVALID_REQUEST, headers=session_headers(SESSION, Host="evil.example")),
@@ -69,6 +72,25 @@ CASES = [
     Case("body is a number", 400, INVALID_REQUEST, body=b"42"),
     Case("object that is not JSON-RPC", 400, INVALID_REQUEST, body=b'{"hello": "world"}'),
     Case("empty body", 400, PARSE_ERROR, body=b""),
+    *(
+        Case(
+            f"request id is {kind}",
+            400,
+            INVALID_REQUEST,
+            body=b'{"jsonrpc": "2.0", "id": %s, "method": "tools/list"}' % value,
+        )
+        for kind, value in _BAD_IDS
+    ),
+    *(
+        Case(
+            f"2026-07-28: request id is {kind}",
+            400,
+            INVALID_REQUEST,
+            headers=modern_headers("tools/list"),
+            body=_modern("tools/list").replace(b'"id": 1', b'"id": ' + value),
+        )
+        for kind, value in _BAD_IDS
+    ),
     Case(
         "wrong Content-Type", 415, INVALID_REQUEST, headers=session_headers(SESSION, **{"Content-Type": "text/plain"})
     ),

@@ -75,3 +75,11 @@ def test_health_mcp_and_graphql_answer(dev_server: str) -> None:
 def test_it_says_at_start_that_authorization_is_off(dev_server: str, workdir: Path) -> None:
     assert httpx.get(f"{dev_server}/healthz").status_code == 200
     assert "Authorization is OFF (MCP_AUTH=off)" in (workdir / "runserver.log").read_text(errors="replace")
+
+
+def test_an_oversized_mcp_body_still_gets_the_json_413(dev_server: str) -> None:
+    """Stock daphne reads the whole body first; the consumer's own check answers with the same 413."""
+    body = b'{"pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+    answer = httpx.post(f"{dev_server}/mcp", content=body, headers=BASE_HEADERS)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["code"] == -32600

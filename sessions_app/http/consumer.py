@@ -20,6 +20,7 @@ from sessions_app.http import wire
 from sessions_app.http.endpoint import serve
 from sessions_app.http.exceptions import BodyTooLarge
 from sessions_app.http.request import McpRequest
+from sessions_app.http.security import security_policy
 from sessions_app.http.writer import send_error
 
 
@@ -32,6 +33,9 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         self._on_disconnect: list[Callable[[], object]] = []
         self._disconnect_watcher: asyncio.Task[None] | None = None
         self._received_bytes = 0
+        self.request = McpRequest.from_scope(scope)
+        self._security = security_policy()
+        self._secure = self._security.is_secure(self.request.scheme, self.request.headers)
         # What AsyncConsumer.__call__ does, less what this consumer never uses.
         # It has no channel-layer channel (sessions own theirs; one per request
         # would cost a Redis round trip for nothing), so Channels' generic loop,
@@ -60,15 +64,15 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         chunk = message.get("body", b"")
         self._received_bytes += len(chunk)
         if self._received_bytes > self.settings.max_body_bytes:
-            await send_error(
-                self, BodyTooLarge(f"Payload Too Large: the limit is {self.settings.max_body_bytes} bytes")
-            )
+            # mcpsite/http_server.py refuses it before this, while reading; this
+            # check is for servers that read the whole body first (runserver).
+            await send_error(self, BodyTooLarge.over(self.settings.max_body_bytes))
             raise StopConsumer()
         self.body.append(chunk)
         if message.get("more_body"):
             return
         try:
-            await serve(self, McpRequest.from_scope(self.scope), b"".join(self.body))
+            await serve(self, self.request, b"".join(self.body))
         finally:
             if self._disconnect_watcher is not None:
                 self._disconnect_watcher.cancel()
@@ -78,6 +82,9 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
 
     async def start(self, status: int, headers: wire.Headers) -> None:
         self.started = True
+        # What Django's SecurityMiddleware adds to its pages, on every answer
+        # to a client: this node's own and those relayed from the owner alike.
+        headers = headers + self._security.headers_for(headers, secure=self._secure)
         await self.send_headers(status=status, headers=headers)
 
     async def write(self, body: bytes, *, more: bool) -> None:

@@ -19,6 +19,7 @@ from sessions_app.http.eras import Era, era_of
 from sessions_app.http.exceptions import MethodNotAllowed, TransportError
 from sessions_app.http.handshake import serve_handshake
 from sessions_app.http.request import McpRequest, parse_message_object, require_post_headers, require_trusted_caller
+from sessions_app.http.security import security_policy
 from sessions_app.http.stateless import serve_stateless
 from sessions_app.http.writer import ResponseWriter, send_error, send_json
 from sessions_app.session.manager import session_manager
@@ -43,9 +44,23 @@ async def serve(writer: ResponseWriter, request: McpRequest, body: bytes) -> Non
         await _serve(writer, request, body, settings)
 
 
+async def _redirected_to_https(writer: ResponseWriter, request: McpRequest) -> bool:
+    """SECURE_SSL_REDIRECT, as Django does it: a 301 to the https URL. Only after the Host check,
+    so that the redirect never names a host this endpoint does not answer to."""
+    policy = security_policy()
+    secure = policy.is_secure(request.scheme, request.headers)
+    location = policy.redirect_to("/mcp", request.query_string, request.headers.get("host", ""), secure=secure)
+    if location is None:
+        return False
+    await send_json(writer, 301, b"", {"Location": location})
+    return True
+
+
 async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, settings: McpSettings) -> None:
     try:
         require_trusted_caller(request, settings)
+        if not request.relayed and await _redirected_to_https(writer, request):
+            return
         if request.method not in ("GET", "POST", "DELETE"):
             raise MethodNotAllowed("Method Not Allowed", headers={"Allow": ALLOWED_METHODS})
         # A relayed request is checked again at its owner: the owner trusts no other node's word.

@@ -74,6 +74,10 @@ class BodyTooLarge(TransportError):
 
     status = 413
 
+    @classmethod
+    def over(cls, limit: int) -> BodyTooLarge:
+        return cls(f"Payload Too Large: the limit is {limit} bytes")
+
 
 class UnsupportedMediaType(TransportError):
     """The body is not declared as application/json (415)."""

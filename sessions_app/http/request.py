@@ -7,7 +7,7 @@ functions raise a `TransportError` subclass when a check fails.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,12 +38,16 @@ class McpRequest:
     principal: str = ""
     # The socket's peer address ("" for a relayed request: admission happens where a request comes in).
     peer_address: str = ""
+    # The connection's scheme and query string (a relayed request keeps the defaults: it is never redirected).
+    scheme: str = "http"
+    query_string: str = ""
 
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
         client = scope.get("client")
-        peer = str(client[0]) if client else ""
-        return cls.from_lines(scope["method"], scope["headers"], peer_address=peer)
+        request = cls.from_lines(scope["method"], scope["headers"], peer_address=str(client[0]) if client else "")
+        query = scope.get("query_string", b"").decode("latin-1")
+        return replace(request, scheme=scope.get("scheme", "http"), query_string=query)
 
     @classmethod
     def from_lines(
@@ -164,4 +168,13 @@ def parse_message_object(body: bytes) -> dict[str, Any]:
         raise BadRequest("Invalid Request: JSON-RPC batches are not supported; send one message per POST")
     if not isinstance(decoded, dict):
         raise BadRequest("Invalid Request: the body must be one JSON-RPC message object")
+    if "id" in decoded and not _is_request_id(decoded["id"]):
+        # Checked here because the SDK's message types would read such a
+        # message as a notification (and it would get 202, unanswered).
+        raise BadRequest("Invalid Request: id must be a string or an integer")
     return decoded
+
+
+def _is_request_id(value: object) -> bool:
+    """MCP ids are strings or integers: never null (unlike JSON-RPC), and not fractions or booleans."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
