@@ -295,7 +295,7 @@ MCP_SERVER_ADOPTABLE = (
 MCP_SHUTDOWN_HANDOFF = env_bool("MCP_SHUTDOWN_HANDOFF", True)
 # Registry lookups per second (per process) for session ids this process does
 # not hold; past it such a request gets 404 without one (sessions_app/cluster/misroute.py).
-MCP_MISS_LOOKUPS_PER_SECOND = env_float("MCP_MISS_LOOKUPS_PER_SECOND", 100.0)
+MCP_MISS_LOOKUPS_PER_SECOND = env_float("MCP_MISS_LOOKUPS_PER_SECOND", 500.0)
 
 # --- Authorization: /mcp and /graphql as an OAuth 2.1 resource server ----------
 

@@ -53,7 +53,7 @@ class McpSettings:
     max_listen_streams_per_client: int = 0
     proxy_hops: int = 0
     # Registry lookups per second for session ids this process does not hold (cluster/misroute.py).
-    miss_lookups_per_second: float = 100.0
+    miss_lookups_per_second: float = 500.0
 
     @property
     def relay(self) -> bool:

@@ -46,7 +46,8 @@ MAX_KNOWN_OWNERS = 10_000
 _known_owners: OrderedDict[str, SessionRecord] = OrderedDict()
 
 # Ids the registry just said it does not know, with when to ask again.
-UNKNOWN_ID_SECONDS = 10.0
+# Short: a record written in the background can land just after a first miss.
+UNKNOWN_ID_SECONDS = 2.0
 MAX_UNKNOWN_IDS = 10_000
 
 _unknown_ids: OrderedDict[str, float] = OrderedDict()
