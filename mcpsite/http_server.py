@@ -2,7 +2,7 @@
 
     python -m mcpsite.http_server -b 0.0.0.0 -p 8000 mcpsite.asgi:application
 
-It takes exactly daphne's arguments (`--help`) and serves the same way, with two
+It takes exactly daphne's arguments (`--help`) and serves the same way, with three
 differences.
 
 Body limits (mcpsite/body_limits.py). Twisted reads a request's whole body
@@ -16,6 +16,17 @@ which then closes without reading further; the application never sees the
 request. Only HTTP/1.x connections are checked this way (daphne speaks
 HTTP/2 only on TLS endpoints, which our nodes do not use); anything else
 keeps the application's late check.
+
+Slow readers. daphne writes every frame to the connection as it comes, and
+Twisted keeps whatever the client has not taken yet in memory, without bound:
+a stream whose client stopped reading would grow for as long as the session
+emits events. Here, after each piece of an SSE answer, the request looks at
+how much waits unsent in the connection. Past MCP_SSE_MAX_UNSENT_BYTES, the
+client gets MCP_SSE_SLOW_READER_GRACE seconds to take it below the bound
+(one large piece, a replay after a reconnect say, is fine for a client that
+reads); if it has not, the connection is aborted. The application sees the client gone (the session
+keeps the events in its replay log), and the client resumes with
+`Last-Event-ID` when it reads again.
 
 Form parsing. Twisted's HTTP request parses the Content-Type of every POST with a
 body through the `email` package (about 100 us, a tenth of a `tools/call`), and
@@ -32,14 +43,22 @@ bare 400 page.
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any, cast
 
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
+from twisted.internet import reactor
 from twisted.web.http import HTTPChannel
 
 from mcpsite.body_limits import BodyLimits
+from sessions_app.conf import mcp_settings
+
+slow_readers = logging.getLogger("sessions_app.slow_readers")
+# The running reactor (daphne installs it before it builds the server). Any: zope
+# interfaces declare methods without `self`, which mypy misreads.
+clock: Any = reactor
 
 
 class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
@@ -50,6 +69,7 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         self._body_limit: int | None = None
         self._body_received = 0
         self._refused = False
+        self._unsent_check: Any = None
         super().__init__(channel, *args, **kwargs)
 
     # Twisted's channel calls these three in order: gotLength once the headers
@@ -88,6 +108,40 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         if not self._refused:
             super().requestReceived(command, path, version)
 
+    def handle_reply(self, message: dict[str, Any]) -> None:
+        super().handle_reply(message)
+        if message.get("type") == "http.response.body" and message.get("more_body"):
+            self._watch_unsent()
+
+    def _watch_unsent(self) -> None:
+        """An SSE answer with more than the bound waiting unsent gets SLOW_READER_GRACE to take it."""
+        factory = getattr(self.channel, "factory", None)
+        if self._unsent_check is not None or not isinstance(factory, RawBodyHTTPFactory):
+            return
+        if self._is_event_stream() and unsent_bytes(self.channel.transport) > factory.max_unsent_bytes:
+            self._unsent_check = clock.callLater(factory.slow_reader_grace, self._end_if_still_unread, factory)
+
+    def _end_if_still_unread(self, factory: RawBodyHTTPFactory) -> None:
+        self._unsent_check = None
+        transport = getattr(self.channel, "transport", None)
+        if self.finished or transport is None:
+            return
+        unsent = unsent_bytes(transport)
+        if unsent <= factory.max_unsent_bytes:
+            self._watch_unsent()  # taking it, slowly: look again
+            return
+        slow_readers.warning(
+            "Ended a stream whose client stopped reading (%d bytes unsent after %.0f s, bound %d)",
+            unsent,
+            factory.slow_reader_grace,
+            factory.max_unsent_bytes,
+        )
+        transport.abortConnection()
+
+    def _is_event_stream(self) -> bool:
+        content_type = self.responseHeaders.getRawHeaders(b"content-type") or [b""]
+        return bool(content_type[0].startswith(b"text/event-stream"))
+
     def _refuse(self) -> None:
         """Answer 413 and close: `loseConnection` stops reading at once and closes once the answer is out."""
         self._refused = True
@@ -97,11 +151,19 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         self.channel.loseConnection()
 
 
+def unsent_bytes(transport: Any) -> int:
+    """Bytes written to a TCP connection and not yet taken by the kernel (Twisted's FileDescriptor buffer)."""
+    buffered = getattr(transport, "dataBuffer", b"")
+    return len(buffered) - int(getattr(transport, "offset", 0)) + int(getattr(transport, "_tempDataLen", 0))
+
+
 class RawBodyHTTPFactory(HTTPFactory):  # type: ignore[misc]
     def __init__(self, server: Any) -> None:
         super().__init__(server)
         # Django is set up by now: daphne imports the application before it builds the server.
         self.body_limits = BodyLimits.from_settings()
+        self.max_unsent_bytes = mcp_settings().sse_max_unsent_bytes
+        self.slow_reader_grace = mcp_settings().sse_slow_reader_grace
 
     def buildProtocol(self, addr: Any) -> Any:
         protocol = super().buildProtocol(addr)

@@ -251,6 +251,11 @@ MCP_EVENT_LOG_MAX_EVENTS = env_int("MCP_EVENT_LOG_MAX_EVENTS", 256)
 MCP_EVENT_LOG_MAX_BYTES = env_int("MCP_EVENT_LOG_MAX_BYTES", 1024 * 1024)
 # `retry:` hint (milliseconds) sent in the priming event of every SSE stream.
 MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000)
+# Bytes an SSE answer may have waiting unsent in its connection (a client that
+# stopped reading) before the production server ends it; the client resumes.
+MCP_SSE_MAX_UNSENT_BYTES = env_int("MCP_SSE_MAX_UNSENT_BYTES", 1024 * 1024)
+# Seconds such a client gets to bring it back under the bound.
+MCP_SSE_SLOW_READER_GRACE = env_float("MCP_SSE_SLOW_READER_GRACE", 10.0)
 # Seconds between keep-alive comments on an otherwise silent SSE stream.
 MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
 # Answer requests with one JSON body instead of an SSE stream (handshake era).

@@ -54,6 +54,9 @@ class McpSettings:
     proxy_hops: int = 0
     # Registry lookups per second for session ids this process does not hold (cluster/misroute.py).
     miss_lookups_per_second: float = 500.0
+    # What the production server lets pile up unsent for a slow SSE reader (mcpsite/http_server.py).
+    sse_max_unsent_bytes: int = 1024 * 1024
+    sse_slow_reader_grace: float = 10.0
 
     @property
     def relay(self) -> bool:
@@ -92,8 +95,16 @@ def mcp_settings() -> McpSettings:
         server_adoptable=settings.MCP_SERVER_ADOPTABLE,
         shutdown_handoff=settings.MCP_SHUTDOWN_HANDOFF,
         miss_lookups_per_second=settings.MCP_MISS_LOOKUPS_PER_SECOND,
+        sse_max_unsent_bytes=settings.MCP_SSE_MAX_UNSENT_BYTES,
+        sse_slow_reader_grace=settings.MCP_SSE_SLOW_READER_GRACE,
     )
-    for name in ("max_sessions", "max_body_bytes", "max_requests_per_session", "event_log_max_events"):
+    for name in (
+        "max_sessions",
+        "max_body_bytes",
+        "max_requests_per_session",
+        "event_log_max_events",
+        "sse_max_unsent_bytes",
+    ):
         if getattr(loaded, name) <= 0:
             raise ImproperlyConfigured(f"MCP_{name.upper()} must be a positive integer")
     for name in ("max_sessions_per_client", "max_listen_streams_per_client", "proxy_hops"):
@@ -104,6 +115,7 @@ def mcp_settings() -> McpSettings:
         "session_idle_timeout",
         "session_unused_timeout",
         "session_abandoned_timeout",
+        "sse_slow_reader_grace",
         "sse_keepalive",
         "node_heartbeat_ttl",
         "reaper_interval",

@@ -15,6 +15,8 @@ in the node process, so tests read it back through other tool calls.
   turns (as a handler awaiting I/O would), then answers.
 - `roots()`: asks the client for its roots (a server-to-client request on the
   call's stream) and answers with their names, comma-separated.
+- `flood(count, size)`: sends `count` log messages of `size` characters on the
+  standalone stream, 2 ms apart, then answers "flooded".
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from mcp.types import (
 
 KEY_SCHEMA = {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
 NO_ARGUMENTS = {"type": "object", "properties": {}}
+FLOOD_SCHEMA = {"type": "object", "properties": {"count": {"type": "integer"}, "size": {"type": "integer"}}}
 
 _releases: dict[str, asyncio.Event] = {}
 _cancelled: set[str] = set()
@@ -62,6 +65,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(name="announce", description="Send tools/list_changed.", input_schema=NO_ARGUMENTS),
             Tool(name="tick", description="Report progress once, then answer.", input_schema=NO_ARGUMENTS),
             Tool(name="roots", description="Ask the client for its roots.", input_schema=NO_ARGUMENTS),
+            Tool(name="flood", description="Send many large log messages.", input_schema=FLOOD_SCHEMA),
         ]
     )
 
@@ -95,6 +99,14 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
         related = ServerMessageMetadata(related_request_id=ctx.request_id)
         listing = await ctx.session.send_request(ListRootsRequest(), ListRootsResult, metadata=related)
         return _text(",".join(root.name or str(root.uri) for root in listing.roots))
+    if params.name == "flood":
+        arguments = params.arguments or {}
+        text = "x" * int(arguments.get("size", 1024))
+        for _ in range(int(arguments.get("count", 1))):
+            await ctx.session.send_log_message(level="info", data=text, logger="flood")
+            # As a real source would, between events: the stream's writer takes each one out.
+            await asyncio.sleep(0.002)
+        return _text("flooded")
     if params.name == "announce":
         await ctx.session.send_tool_list_changed()
         return _text("announced")
