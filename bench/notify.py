@@ -15,6 +15,7 @@ import contextlib
 import json
 import statistics
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from . import servers
 from .eventstream import Event, EventStream, standalone_get
 from .load import percentile
 from .messages import open_session, session_headers
-from .rawhttp import Connection, render_request
+from .rawhttp import Connection, Response, render_request
 
 URI = "adr://1"
 MUTATION = 'mutation { editDecision(number: 1, input: {title: "%s"}) { errors { code } } }'
@@ -71,7 +72,16 @@ def _is_update(event: Event) -> bool:
 
 
 async def measure(log_dir: Path, *, changes: int, warmup: int) -> NotifyLatency:
-    database = log_dir / "notify.sqlite3"
+    async with decision_nodes(log_dir, "notify") as (node_a, node_b):
+        return await _measure(node_a, node_b, changes=changes, warmup=warmup)
+
+
+@contextlib.asynccontextmanager
+async def decision_nodes(
+    log_dir: Path, label: str
+) -> AsyncIterator[tuple[servers.ServerProcess, servers.ServerProcess]]:
+    """Nodes A and B serving the decision log from one migrated SQLite file (`<label>.sqlite3`), one Redis."""
+    database = log_dir / f"{label}.sqlite3"
     with servers.redis_server(log_dir) as redis:
         redis_url = f"redis://{servers.LOOPBACK}:{redis.port}/0"
         shared = {"DJANGO_SQLITE_PATH": str(database), "REDIS_URL": redis_url}
@@ -94,10 +104,31 @@ async def measure(log_dir: Path, *, changes: int, warmup: int) -> NotifyLatency:
             servers.manage(prepare, "migrate", "--noinput")
             servers.manage(prepare, "load_demo_decisions")
             node_a, node_b = (node.wait_listening() for node in nodes)
-            return await _measure(node_a, node_b, changes=changes, warmup=warmup)
+            yield node_a, node_b
         finally:
             for node in nodes:
                 node.stop()
+
+
+async def subscribe(connection: Connection, host: str, session_id: str) -> None:
+    """`resources/subscribe` to adr://1 on an open handshake-era session."""
+    message = {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}
+    answer = await connection.request(
+        render_request("POST", "/mcp", host, session_headers(session_id), json.dumps(message).encode())
+    )
+    if answer.status != 200 or b'"result"' not in answer.body:
+        raise RuntimeError(f"resources/subscribe: HTTP {answer.status}: {answer.body[:300]!r}")
+
+
+def change_request(host: str, number: int) -> bytes:
+    """An `editDecision` mutation of adr://1 on /graphql, its title numbered so every one is a change."""
+    body = json.dumps({"query": MUTATION % f"Pin handshake sessions to one node, change {number}"})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    return render_request("POST", "/graphql", host, headers, body.encode())
+
+
+def change_made(answer: Response) -> bool:
+    return answer.status == 200 and b'"errors":[]' in answer.body.replace(b" ", b"")
 
 
 async def _measure(
@@ -107,12 +138,7 @@ async def _measure(
     host_b = f"{servers.LOOPBACK}:{node_b.port}"
     control = Connection(servers.LOOPBACK, node_a.port)
     session_id = await open_session(control, host_a)
-    subscribe = {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}
-    answer = await control.request(
-        render_request("POST", "/mcp", host_a, session_headers(session_id), json.dumps(subscribe).encode())
-    )
-    if answer.status != 200 or b'"result"' not in answer.body:
-        raise RuntimeError(f"resources/subscribe: HTTP {answer.status}: {answer.body[:300]!r}")
+    await subscribe(control, host_a, session_id)
     stream = await EventStream.open(servers.LOOPBACK, node_a.port, standalone_get(host_a, session_id))
     updates: asyncio.Queue[Event] = asyncio.Queue()
 
@@ -125,18 +151,16 @@ async def _measure(
 
     reader = asyncio.get_running_loop().create_task(read_stream())
     mutations = Connection(servers.LOOPBACK, node_b.port)
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
     result = NotifyLatency(changes=changes, latencies=[], round_trips=[])
     try:
         for number in range(warmup + changes):
             while not updates.empty():  # a late event of a change already counted as lost
                 updates.get_nowait()
-            body = json.dumps({"query": MUTATION % f"Pin handshake sessions to one node, change {number}"})
-            raw = render_request("POST", "/graphql", host_b, headers, body.encode())
+            raw = change_request(host_b, number)
             sent = time.perf_counter()
             answer = await mutations.request(raw)
             round_trip = time.perf_counter() - sent
-            ok = answer.status == 200 and b'"errors":[]' in answer.body.replace(b" ", b"")
+            ok = change_made(answer)
             try:
                 event = await asyncio.wait_for(updates.get(), EVENT_TIMEOUT)
             except TimeoutError:
