@@ -15,6 +15,7 @@ from . import (
     auth_cost,
     capacity,
     failover,
+    fanout,
     machine,
     notify,
     profiling,
@@ -29,7 +30,7 @@ from . import (
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
-SCENARIOS = frozenset(range(1, 11))
+SCENARIOS = frozenset(range(1, 12))
 # Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
 # saturate it. At one call every 3 s the core was 70-90 % busy before the kill in the December
 # 2026 runs (with adoption), and saturated for a few seconds after it while the survivors adopt.
@@ -39,6 +40,9 @@ FAILOVER_SMOKE = failover.Plan(sessions=20, period=1.0, before=1.0, after=0.5)
 # three nodes up, so two nodes absorb a restarting one's sessions without saturating it.
 ROLLING_FULL = rolling.Plan(sessions=100, period=1.0, before=5.0, after=3.0)
 ROLLING_SMOKE = rolling.Plan(sessions=12, period=0.5, before=1.0, after=0.5)
+# Scenario 11: 200 subscribers of one record, 300 timed calls per phase.
+FANOUT_FULL = fanout.Plan(subscribers=200, calls=300, warmup=30)
+FANOUT_SMOKE = fanout.Plan(subscribers=10, calls=20, warmup=3)
 
 
 def _scenarios(text: str) -> frozenset[int]:
@@ -144,6 +148,16 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             f"p50 {notified.round_trip_p50_ms:.2f} ms, {notified.lost} lost",
             flush=True,
         )
+    fanned: fanout.FanOut | None = None
+    if 11 in only and not redis_skipped:
+        fanned = await fanout.measure(log_dir, FANOUT_SMOKE if args.smoke else FANOUT_FULL)
+        print(
+            f"  fan-out: {fanned.plan.subscribers} subscribers, read_decision baseline p50 "
+            f"{fanned.baseline.p50_ms:.2f} ms p99 {fanned.baseline.p99_ms:.2f} ms; under the flood p50 "
+            f"{fanned.flood.p50_ms:.2f} ms p99 {fanned.flood.p99_ms:.2f} ms; {fanned.changes} changes, "
+            f"{fanned.lost} notifications lost",
+            flush=True,
+        )
     relayed: relay.RelayCost | None = None
     if 8 in only and not redis_skipped:
         relayed = await relay.measure(plan, log_dir)
@@ -173,6 +187,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         relay=relayed,
         app_cost=app_cost,
         auth=authorized,
+        fanout=fanned,
         machine=facts,
         plan=plan,
         smoke=args.smoke,
@@ -186,6 +201,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     errors += sum(run.errors for run in failovers)
     errors += rolled.errors if rolled is not None else 0
     errors += relayed.errors if relayed is not None else 0
+    errors += fanned.errors if fanned is not None else 0
     if errors:
         print(f"bench: {errors} requests failed; see the Errors columns", file=sys.stderr)
         return 1

@@ -77,6 +77,16 @@ class EventStream:
             await self._read_chunk()
         return self._events.pop(0)
 
+    async def read_raw(self, size: int = 65536) -> bytes:
+        """What the socket has next, chunk framing and all (to count markers cheaply); EOFError at its end.
+
+        Not to be mixed with `next_event` on one stream.
+        """
+        data = await self._reader.read(size)
+        if not data:
+            raise EOFError("the server closed the connection")
+        return data
+
     async def _read_chunk(self) -> None:
         size_line = await self._reader.readuntil(b"\r\n")
         size = int(size_line.split(b";", 1)[0], 16)

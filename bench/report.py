@@ -17,6 +17,7 @@ from .app_only import SLICE, AppCost
 from .auth_cost import AuthCost
 from .capacity import Capacity
 from .failover import Failover
+from .fanout import SETTLE_SECONDS, FanOut
 from .load import percentile, sign_test
 from .notify import NotifyLatency
 from .proxy import SLICES_PER_ROUND, CpuUse, ProxyCost
@@ -62,6 +63,13 @@ FAILED_PER_CLIENT_TARGET = 1
 REINIT_TARGET = 0
 RELAY_ADDED_TARGET_MS = 1.5
 AUTH_ADDED_TARGET_US = 50.0  # server CPU a cached or JWT token may add to one call
+# Scenario 11: an unrelated call's p99 under a change flood, against its own baseline and outright.
+FANOUT_P99_RATIO_TARGET = 2.0
+FANOUT_P99_TARGET_MS = 50.0
+FANOUT_TARGET = (
+    f"p99 of an unrelated tools/call under the flood within {FANOUT_P99_RATIO_TARGET:g}x its baseline p99 "
+    f"and under {FANOUT_P99_TARGET_MS:g} ms"
+)
 AUTH_LABELS = {"cached": "cached token", "jwt": "JWT verified every call"}
 # Paired slices that differ one way this consistently (two-sided sign test) count as a measurable difference.
 MEASURABLE_P = 0.05
@@ -90,6 +98,7 @@ def write(
     relay: RelayCost | None = None,
     app_cost: AppCost | None = None,
     auth: AuthCost | None = None,
+    fanout: FanOut | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
@@ -112,6 +121,7 @@ def write(
             app_cost,
             rolling,
             auth,
+            fanout,
         )
     )
     return plot
@@ -134,6 +144,7 @@ def _markdown(
     app_cost: AppCost | None,
     rolling: Rolling | None = None,
     auth: AuthCost | None = None,
+    fanout: FanOut | None = None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -162,7 +173,7 @@ def _markdown(
         "",
         "## Targets",
         "",
-        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling, auth),
+        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling, auth, fanout),
         "",
         f"![throughput and p99 latency]({plot_name})",
         "",
@@ -207,6 +218,10 @@ def _markdown(
         "## Scenario 10: authorization cost: `tools/call` with and without a bearer token, the application alone",
         "",
         *_auth_section(auth),
+        "",
+        "## Scenario 11: fan-out under a change flood: an unrelated `tools/call` beside many subscribers of one record",
+        "",
+        *_fanout_section(fanout, redis_skipped),
         "",
     ]
     if profile:
@@ -268,6 +283,7 @@ def _targets(
     app_cost: AppCost | None,
     rolling: Rolling | None = None,
     auth: AuthCost | None = None,
+    fanout: FanOut | None = None,
 ) -> list[str]:
     """Issue 6's targets against this run, one line each; the sections below hold the details."""
     lines = ["| Target | Measured | Verdict |", "|---|---|---|"]
@@ -374,6 +390,13 @@ def _targets(
         lines.append(
             f"| Scenario 10: a cached or JWT token adds under {AUTH_ADDED_TARGET_US:g} us of server CPU per call "
             f"| {measured} | {_verdict(not _auth_gaps(auth), '; '.join(_auth_gaps(auth)))} |"
+        )
+    if fanout is not None:
+        lines.append(
+            f"| Scenario 11: {FANOUT_TARGET} | baseline p99 {fanout.baseline.p99_ms:.2f} ms, under the flood "
+            f"{fanout.flood.p99_ms:.2f} ms ({_fanout_ratio(fanout):.2f}x), {fanout.changes} changes to "
+            f"{fanout.plan.subscribers} subscribers, {fanout.lost} notifications lost "
+            f"| {_verdict(not _fanout_gaps(fanout), '; '.join(_fanout_gaps(fanout)))} |"
         )
     return lines if len(lines) > 2 else [NOT_RUN]
 
@@ -547,6 +570,65 @@ def _notify_section(notify: NotifyLatency | None, skipped: str) -> list[str]:
     ]
     if notify.first_error:
         lines += ["", f"First failure: `{notify.first_error}`"]
+    return lines
+
+
+def _fanout_ratio(fanout: FanOut) -> float:
+    return fanout.flood.p99_ms / fanout.baseline.p99_ms if fanout.baseline.p99_ms else float("nan")
+
+
+def _fanout_gaps(fanout: FanOut) -> list[str]:
+    ratio = _fanout_ratio(fanout)
+    return [
+        *([] if ratio <= FANOUT_P99_RATIO_TARGET else [f"p99 {ratio:.2f}x its baseline"]),
+        *(
+            []
+            if fanout.flood.p99_ms < FANOUT_P99_TARGET_MS
+            else [f"p99 {fanout.flood.p99_ms - FANOUT_P99_TARGET_MS:.2f} ms over {FANOUT_P99_TARGET_MS:g} ms"]
+        ),
+        *([] if not fanout.lost else [f"{fanout.lost} notifications lost"]),
+    ]
+
+
+def _fanout_section(fanout: FanOut | None, skipped: str) -> list[str]:
+    if fanout is None:
+        return [f"Not measured: {skipped}" if skipped else NOT_RUN]
+    plan = fanout.plan
+    lines = [
+        "Nodes A and B as in scenario 5 (one migrated SQLite file, one private redis-server, both nodes on the "
+        f"server core). On node A, {plan.subscribers} handshake-era sessions each subscribe to `adr://1` "
+        "(`resources/subscribe`) and hold their standalone GET stream open; background readers on the raw client "
+        "drain every stream and count its `notifications/resources/updated` events. An unrelated client on its own "
+        "session on node A calls `read_decision` (record 1) one call at a time; each call is timed from send to "
+        f"the last byte of its answer. {plan.calls} timed calls per phase after {plan.warmup} warm-up calls: first "
+        "with no changes (baseline), then while another task sends `editDecision` mutations of record 1 to node "
+        "B's /graphql back to back (the flood; the timed calls start once the first mutation is answered). "
+        "Each change makes node A send one notification to every "
+        "subscriber.",
+        "",
+        "| Phase | Calls | p50 ms | p99 ms | Max ms | Errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, phase in (("Baseline (no changes)", fanout.baseline), ("Under the change flood", fanout.flood)):
+        lines.append(
+            f"| {label} | {len(phase.latencies)} | {phase.p50_ms:.2f} | {phase.p99_ms:.2f} "
+            f"| {max(phase.latencies, default=float('nan')) * 1000:.2f} | {phase.errors} |"
+        )
+    fewest = min(fanout.received, default=0)
+    complete = sum(1 for count in fanout.received if count >= fanout.changes)
+    lines += [
+        "",
+        f"Changes made during the flood phase ({fanout.flood.seconds:.1f} s): {fanout.changes} "
+        f"({fanout.failed_changes} mutations failed), so node A owed {fanout.changes * plan.subscribers} "
+        f"notifications. Subscribers that read every change: {complete} of {len(fanout.received)} (fewest read: "
+        f"{fewest}). Notifications lost (not read within {SETTLE_SECONDS:g} s of the counts last moving): "
+        f"{fanout.lost}.",
+        "",
+        f"Target: {FANOUT_TARGET} — {_verdict(not _fanout_gaps(fanout), '; '.join(_fanout_gaps(fanout)))}.",
+    ]
+    first_error = fanout.baseline.first_error or fanout.flood.first_error or fanout.first_error
+    if first_error:
+        lines += ["", f"First failure: `{first_error}`"]
     return lines
 
 
