@@ -51,6 +51,13 @@ class Phase:
     errors: int = 0
     first_error: str = ""
     seconds: float = 0.0
+    # CPU seconds each node used over the phase: how busy the server core was.
+    node_a_cpu: float = 0.0
+    node_b_cpu: float = 0.0
+
+    def core_share(self, cpu: float) -> float:
+        """`cpu` as a share of one core over the phase's wall time."""
+        return cpu / self.seconds if self.seconds else float("nan")
 
     @property
     def p50_ms(self) -> float:
@@ -115,14 +122,16 @@ async def _measure(node_a: servers.ServerProcess, node_b: servers.ServerProcess,
         readers = [loop.create_task(counter.run()) for counter in counters]
         call, ids = _read_decision(host_a, await open_session(caller, host_a)), itertools.count(2)
         await _calls(caller, call, ids, plan.warmup)
-        result.baseline = await _calls(caller, call, ids, plan.calls)
+        with _cpu_of(node_a, node_b) as result.baseline:
+            await _calls(caller, call, ids, plan.calls, result.baseline)
         if any(counter.count for counter in counters):
             raise RuntimeError("updates arrived before any change was made")
         started, stop = asyncio.Event(), asyncio.Event()
         flood = loop.create_task(_flood(node_b.port, result, started, stop))
         try:
             await started.wait()
-            result.flood = await _calls(caller, call, ids, plan.calls)
+            with _cpu_of(node_a, node_b) as result.flood:
+                await _calls(caller, call, ids, plan.calls, result.flood)
         finally:
             stop.set()
             await flood
@@ -175,9 +184,21 @@ def _read_decision(host: str, session_id: str) -> RequestFactory:
     return render
 
 
-async def _calls(connection: Connection, call: RequestFactory, ids: Iterator[int], count: int) -> Phase:
-    """`count` calls one after another, each timed from send to the last byte of its answer."""
+@contextlib.contextmanager
+def _cpu_of(node_a: servers.ServerProcess, node_b: servers.ServerProcess) -> Iterator[Phase]:
+    """A new phase, with the CPU each node used while the block ran."""
     phase = Phase()
+    a_before, b_before = servers.cpu_seconds(node_a.pid), servers.cpu_seconds(node_b.pid)
+    yield phase
+    phase.node_a_cpu = servers.cpu_seconds(node_a.pid) - a_before
+    phase.node_b_cpu = servers.cpu_seconds(node_b.pid) - b_before
+
+
+async def _calls(
+    connection: Connection, call: RequestFactory, ids: Iterator[int], count: int, phase: Phase | None = None
+) -> Phase:
+    """`count` calls one after another, each timed from send to the last byte of its answer."""
+    phase = phase or Phase()
     started = time.perf_counter()
     for _ in range(count):
         raw = call(next(ids))
