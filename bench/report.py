@@ -620,7 +620,7 @@ def _fanout_section(fanout: FanOut | None, skipped: str) -> list[str]:
     complete = sum(1 for count in fanout.received if count >= fanout.changes)
     lines += [
         "",
-        f"Changes made during the flood phase ({fanout.flood.seconds:.1f} s): {fanout.changes} "
+        f"Changes made by the flood (its timed calls took {fanout.flood.seconds:.1f} s): {fanout.changes} "
         f"({fanout.failed_changes} mutations failed), so node A owed {fanout.changes * plan.subscribers} "
         f"notifications. Subscribers that read every change: {complete} of {len(fanout.received)} (fewest read: "
         f"{fewest}). Notifications lost (not read within {SETTLE_SECONDS:g} s of the counts last moving): "
