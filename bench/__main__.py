@@ -155,7 +155,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             f"  fan-out: {fanned.plan.subscribers} subscribers, read_decision baseline p50 "
             f"{fanned.baseline.p50_ms:.2f} ms p99 {fanned.baseline.p99_ms:.2f} ms; under the flood p50 "
             f"{fanned.flood.p50_ms:.2f} ms p99 {fanned.flood.p99_ms:.2f} ms; {fanned.changes} changes, "
-            f"{fanned.lost} notifications lost",
+            f"{fanned.merged} updates merged, {fanned.stale} subscribers left stale",
             flush=True,
         )
     relayed: relay.RelayCost | None = None

@@ -395,7 +395,7 @@ def _targets(
         lines.append(
             f"| Scenario 11: {FANOUT_TARGET} | baseline p99 {fanout.baseline.p99_ms:.2f} ms, under the flood "
             f"{fanout.flood.p99_ms:.2f} ms ({_fanout_ratio(fanout):.2f}x), {fanout.changes} changes to "
-            f"{fanout.plan.subscribers} subscribers, {fanout.lost} notifications lost "
+            f"{fanout.plan.subscribers} subscribers, {fanout.stale} left without the last change "
             f"| {_verdict(not _fanout_gaps(fanout), '; '.join(_fanout_gaps(fanout)))} |"
         )
     return lines if len(lines) > 2 else [NOT_RUN]
@@ -586,7 +586,7 @@ def _fanout_gaps(fanout: FanOut) -> list[str]:
             if fanout.flood.p99_ms < FANOUT_P99_TARGET_MS
             else [f"p99 {fanout.flood.p99_ms - FANOUT_P99_TARGET_MS:.2f} ms over {FANOUT_P99_TARGET_MS:g} ms"]
         ),
-        *([] if not fanout.lost else [f"{fanout.lost} notifications lost"]),
+        *([] if not fanout.stale else [f"{fanout.stale} subscribers never told of the last change"]),
     ]
 
 
@@ -617,17 +617,17 @@ def _fanout_section(fanout: FanOut | None, skipped: str) -> list[str]:
             f"| {phase.core_share(phase.node_a_cpu):.2f} | {phase.core_share(phase.node_b_cpu):.2f} |"
         )
     fewest = min(fanout.received, default=0)
-    complete = sum(1 for count in fanout.received if count >= fanout.changes)
     lines += [
         "",
         f"Changes made by the flood (its timed calls took {fanout.flood.seconds:.1f} s): {fanout.changes} "
-        f"({fanout.failed_changes} mutations failed), so node A owed {fanout.changes * plan.subscribers} "
-        f"notifications. Subscribers that read every change: {complete} of {len(fanout.received)} (fewest read: "
-        f"{fewest}). Notifications lost (not read within {SETTLE_SECONDS:g} s of the counts last moving): "
-        f"{fanout.lost}. Both nodes share the server core: node A's and node B's shares together near 1.00 "
-        "mean the core was saturated, and every request on it waits its turn. Changes reach node A through the "
-        "channel layer one at a time; a node that falls behind by more than the layer's channel capacity "
-        "(channels_redis: 100 messages) has the excess dropped, and those changes reach no subscriber.",
+        f"({fanout.failed_changes} mutations failed), then one more once everything had settled. Updates each "
+        f"subscriber read: at least {fewest} for {fanout.changes + 1} changes; {fanout.merged} updates in all "
+        "were merged into a later one for the same record (a node reads its channel without waiting for "
+        "delivery, and changes to one record that arrive while earlier ones are still being delivered become "
+        "one update: a client re-reads the record once). Subscribers that read no update after the last change "
+        f"(within {SETTLE_SECONDS:g} s of the counts last moving): {fanout.stale}. Both nodes share the server "
+        "core: node A's and node B's shares together near 1.00 mean the core was saturated, and every request on "
+        "it waits its turn.",
         "",
         f"Target: {FANOUT_TARGET} — {_verdict(not _fanout_gaps(fanout), '; '.join(_fanout_gaps(fanout)))}.",
     ]

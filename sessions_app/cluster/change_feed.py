@@ -111,6 +111,13 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
+        # Changes received and not yet handed to the listeners, merged by resource
+        # (at most one per URI, plus one for the list): reading the channel never
+        # waits for delivery, so a burst cannot back the channel up in Redis,
+        # where channels-redis drops what passes its capacity.
+        self._pending: dict[str | None, Change] = {}
+        self._has_pending = asyncio.Event()
+        self._delivery: asyncio.Task[None] | None = None
         self._channel: str | None = None
         # A publish failed: every node is owed a resync once the layer answers.
         self._resync_owed = False
@@ -118,7 +125,7 @@ class ChangeFeed:
     async def missed(self, change: Change) -> None:
         """A change no other node heard of: this node's listeners get it now, every node a resync later."""
         self._resync_owed = True
-        await self._deliver(change)
+        self._enqueue(change)
 
     async def leave(self) -> None:
         """Leave the group (shutdown): a channel nobody reads must not fill up with changes for a day."""
@@ -132,8 +139,11 @@ class ChangeFeed:
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every change from now on; returns the way to stop."""
         self._listeners.append(listener)
+        loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._receive_forever(), name="mcp-change-feed")
+            self._task = loop.create_task(self._receive_forever(), name="mcp-change-feed")
+        if self._delivery is None or self._delivery.done():
+            self._delivery = loop.create_task(self._deliver_forever(), name="mcp-change-delivery")
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def _receive_forever(self) -> None:
@@ -167,12 +177,12 @@ class ChangeFeed:
                 await asyncio.sleep(delay)
                 continue
             if message.get("type") == MESSAGE_TYPE:
-                await self._deliver(Change.from_message(message))
+                self._enqueue(Change.from_message(message))
 
     async def _recovered(self, layer: Any) -> None:
         """Back in the group after a gap: what was published meanwhile never reached this node."""
         logger.warning("The change feed is back; telling local listeners to re-read what they watch")
-        await self._deliver(RESYNC)
+        self._enqueue(RESYNC)
         await self.pay_resync(layer)
 
     async def pay_resync(self, layer: Any) -> None:
@@ -184,6 +194,31 @@ class ChangeFeed:
             await layer.group_send(GROUP, RESYNC.to_message())
         except Exception:
             self._resync_owed = True
+
+    def _enqueue(self, change: Change) -> None:
+        """Queue `change` for the listeners, merged with a pending one for the same resource.
+
+        A subscriber is then told at least once after the last change to what
+        it watches, though perhaps once for several. A resync covers everything.
+        """
+        if change.resync:
+            self._pending = {None: RESYNC}
+        elif None in self._pending and self._pending[None].resync:
+            pass
+        else:
+            earlier = self._pending.pop(change.uri, None)
+            if earlier is not None:
+                change = Change(uri=change.uri, list_changed=change.list_changed or earlier.list_changed)
+            self._pending[change.uri] = change
+        self._has_pending.set()
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            await self._has_pending.wait()
+            self._has_pending.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                await self._deliver(self._pending.pop(key))
 
     async def _deliver(self, change: Change) -> None:
         for listener in list(self._listeners):
