@@ -95,6 +95,8 @@ def test_a_crashed_owners_session_carries_on_with_its_subscription(
     b, c = survivors
     a = start_node("a")
     session_id = initialize(client, a)
+    # Records are written in the background: another node knows the session once it is there.
+    wait_for(lambda: record(redis_server, session_id) is not None, "the session's record")
     # Subscribed through another node: relayed to a, and the record rewritten.
     body = {"jsonrpc": "2.0", "id": 5, "method": "resources/subscribe", "params": {"uri": URI}}
     assert client.post(c.mcp_url, json=body, headers=session_headers(session_id)).status_code == 200
@@ -129,11 +131,13 @@ def test_a_crashed_owners_session_carries_on_with_its_subscription(
 
 
 def test_two_nodes_racing_for_one_orphan_adopt_it_once_and_answer_both(
-    start_node: StartNode, survivors: tuple[Node, Node], client: httpx.Client
+    start_node: StartNode, survivors: tuple[Node, Node], client: httpx.Client, redis_server: RedisServer
 ) -> None:
     b, c = survivors
     a = start_node("a")
     session_id = initialize(client, a)
+    # A session whose node dies before its record is written is lost (records are written in the background).
+    wait_for(lambda: record(redis_server, session_id) is not None, "the session's record")
     adopted_before = len(adoptions(b)) + len(adoptions(c))
     a.stop(signal.SIGKILL)
 
