@@ -22,9 +22,10 @@ Twisted keeps whatever the client has not taken yet in memory, without bound:
 a stream whose client stopped reading would grow for as long as the session
 emits events. Here, after each piece of an SSE answer, the request looks at
 how much waits unsent in the connection. Past MCP_SSE_MAX_UNSENT_BYTES, the
-client gets MCP_SSE_SLOW_READER_GRACE seconds to take it below the bound
-(one large piece, a replay after a reconnect say, is fine for a client that
-reads); if it has not, the connection is aborted. The application sees the client gone (the session
+client gets MCP_SSE_SLOW_READER_GRACE seconds to take it below the bound, or
+at least to shrink it (one large piece, a replay after a reconnect say, is
+fine for a client that reads); if the backlog has not shrunk, the connection
+is aborted. The application sees the client gone (the session
 keeps the events in its replay log), and the client resumes with
 `Last-Event-ID` when it reads again.
 
@@ -118,17 +119,19 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         factory = getattr(self.channel, "factory", None)
         if self._unsent_check is not None or not isinstance(factory, RawBodyHTTPFactory):
             return
-        if self._is_event_stream() and unsent_bytes(self.channel.transport) > factory.max_unsent_bytes:
-            self._unsent_check = clock.callLater(factory.slow_reader_grace, self._end_if_still_unread, factory)
+        unsent = unsent_bytes(self.channel.transport)
+        if self._is_event_stream() and unsent > factory.max_unsent_bytes:
+            self._unsent_check = clock.callLater(factory.slow_reader_grace, self._end_if_still_unread, factory, unsent)
 
-    def _end_if_still_unread(self, factory: RawBodyHTTPFactory) -> None:
+    def _end_if_still_unread(self, factory: RawBodyHTTPFactory, earlier: int) -> None:
+        """Abort unless the client took enough to get under the bound, or at least shrank the backlog."""
         self._unsent_check = None
         transport = getattr(self.channel, "transport", None)
         if self.finished or transport is None:
             return
         unsent = unsent_bytes(transport)
-        if unsent <= factory.max_unsent_bytes:
-            self._watch_unsent()  # taking it, slowly: look again
+        if unsent <= factory.max_unsent_bytes or unsent < earlier:
+            self._watch_unsent()  # taking it, if slowly: look again
             return
         slow_readers.warning(
             "Ended a stream whose client stopped reading (%d bytes unsent after %.0f s, bound %d)",
