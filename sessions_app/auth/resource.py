@@ -130,10 +130,6 @@ class ResourceServer:
                 del self._verified[stale]
         self._verified[token] = (principal, min(principal.expires_at, now + self.settings.cache_seconds))
 
-    def forget(self) -> None:
-        """Drop every verified token (tests; a key compromise)."""
-        self._verified.clear()
-
 
 def bearer_token(authorization: str | None, read_scope: str) -> str:
     if not authorization:

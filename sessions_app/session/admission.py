@@ -44,8 +44,5 @@ class ClientQuota:
         else:
             self._held[client] -= 1
 
-    def held(self, client: str) -> int:
-        return self._held[client]
-
     def clear(self) -> None:
         self._held.clear()
