@@ -5,9 +5,12 @@ handshake-era sessions each subscribe to adr://1 and hold their standalone GET
 stream open; background readers drain every stream and count the
 `notifications/resources/updated` events in it. An unrelated client on its own
 session on node A calls `read_decision` (number 1) in a loop, one call at a time,
-and each call is timed: first with no changes (the baseline), then while another
-task sends `editDecision` mutations to node B's /graphql back to back (the flood).
-Every change makes node A send one notification to each subscriber.
+and each call is timed in three phases: while another task sends `editDecision`
+mutations to node B's /graphql back to back before any subscriber exists (the
+control: what the flood costs the call by itself, node B sharing the server
+core), then with the subscribers and no changes (the baseline), then with the
+subscribers under the flood. Every change then makes node A send one
+notification to each subscriber.
 
 The readers count raw bytes rather than parse events: under the flood the client
 reads thousands of events a second, and parsing them would slow the timed calls on
@@ -36,6 +39,8 @@ UPDATE_MARKER = b'"method":"notifications/resources/updated"'
 OPEN_CONCURRENCY = 10
 # After the flood, how long the counts may stand still before the missing events count as lost.
 SETTLE_SECONDS = 5.0
+# After the control, before anyone subscribes: node A has heard of the control's last change by then.
+CONTROL_SETTLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,21 @@ class Phase:
 
 
 @dataclass
+class Flood:
+    """What the flood's mutations did."""
+
+    changes: int = 0  # mutations answered as made
+    failed: int = 0
+    first_error: str = ""
+
+
+@dataclass
 class FanOut:
     plan: Plan
+    control: Phase  # under the flood, with no subscriber
     baseline: Phase
     flood: Phase
+    control_changes: int = 0
     changes: int = 0  # mutations answered as made during the flood
     failed_changes: int = 0
     received: list[int] = field(default_factory=list, repr=False)  # updates read per subscriber stream
@@ -87,7 +103,7 @@ class FanOut:
 
     @property
     def errors(self) -> int:
-        return self.baseline.errors + self.flood.errors + self.failed_changes + self.stale
+        return self.control.errors + self.baseline.errors + self.flood.errors + self.failed_changes + self.stale
 
 
 async def measure(log_dir: Path, plan: Plan) -> FanOut:
@@ -117,26 +133,28 @@ async def _measure(node_a: servers.ServerProcess, node_b: servers.ServerProcess,
     counters: list[_Counter] = []
     readers: list[asyncio.Task[None]] = []
     caller = Connection(servers.LOOPBACK, node_a.port)
-    result = FanOut(plan, Phase(), Phase())
+    result = FanOut(plan, Phase(), Phase(), Phase())
     try:
+        call, ids = _read_decision(host_a, await open_session(caller, host_a)), itertools.count(2)
+        await _calls(caller, call, ids, plan.warmup)
+        result.control, control = await _under_flood(node_a, node_b, caller, call, ids, plan.calls)
+        result.control_changes = control.changes
+        result.failed_changes += control.failed
+        result.first_error = control.first_error
+        await asyncio.sleep(CONTROL_SETTLE_SECONDS)
         await _open_subscribers(node_a.port, host_a, counters, plan.subscribers)
         loop = asyncio.get_running_loop()
         readers = [loop.create_task(counter.run()) for counter in counters]
-        call, ids = _read_decision(host_a, await open_session(caller, host_a)), itertools.count(2)
         await _calls(caller, call, ids, plan.warmup)
         with _cpu_of(node_a, node_b) as result.baseline:
             await _calls(caller, call, ids, plan.calls, result.baseline)
+        # The control's changes were made before anyone subscribed.
         if any(counter.count for counter in counters):
             raise RuntimeError("updates arrived before any change was made")
-        started, stop = asyncio.Event(), asyncio.Event()
-        flood = loop.create_task(_flood(node_b.port, result, started, stop))
-        try:
-            await started.wait()
-            with _cpu_of(node_a, node_b) as result.flood:
-                await _calls(caller, call, ids, plan.calls, result.flood)
-        finally:
-            stop.set()
-            await flood
+        result.flood, flood = await _under_flood(node_a, node_b, caller, call, ids, plan.calls)
+        result.changes = flood.changes
+        result.failed_changes += flood.failed
+        result.first_error = result.first_error or flood.first_error
         await _settled(counters, result.changes)
         # One more change once everything has settled: every subscriber must hear of it. Changes to
         # one record made while earlier ones are still being delivered are merged into one update
@@ -228,7 +246,29 @@ async def _calls(
     return phase
 
 
-async def _flood(port: int, result: FanOut, started: asyncio.Event, stop: asyncio.Event) -> None:
+async def _under_flood(
+    node_a: servers.ServerProcess,
+    node_b: servers.ServerProcess,
+    connection: Connection,
+    call: RequestFactory,
+    ids: Iterator[int],
+    count: int,
+) -> tuple[Phase, Flood]:
+    """`count` timed calls on node A while the flood runs on node B."""
+    loop = asyncio.get_running_loop()
+    tally, started, stop = Flood(), asyncio.Event(), asyncio.Event()
+    flood = loop.create_task(_flood(node_b.port, tally, started, stop))
+    try:
+        await started.wait()
+        with _cpu_of(node_a, node_b) as phase:
+            await _calls(connection, call, ids, count, phase)
+    finally:
+        stop.set()
+        await flood
+    return phase, tally
+
+
+async def _flood(port: int, tally: Flood, started: asyncio.Event, stop: asyncio.Event) -> None:
     """`editDecision` mutations to node B, each sent when the last is answered, until `stop`.
 
     `started` is set once the first is answered: the timed calls begin with the flood
@@ -242,10 +282,10 @@ async def _flood(port: int, result: FanOut, started: asyncio.Event, stop: asynci
             number += 1
             answer = await connection.request(change_request(host, number))
             if change_made(answer):
-                result.changes += 1
+                tally.changes += 1
             else:
-                result.failed_changes += 1
-                result.first_error = result.first_error or f"HTTP {answer.status}: {answer.body[:200]!r}"
+                tally.failed += 1
+                tally.first_error = tally.first_error or f"HTTP {answer.status}: {answer.body[:200]!r}"
             started.set()
     finally:
         started.set()

@@ -19,18 +19,18 @@ from typing import Any
 from channels.db import database_sync_to_async
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from graphql_app.models import Decision
 from sessions_app.cluster.change_feed import Change
+from sessions_app.cluster.pacing import Pace, PacedSubscriptionBus
 from sessions_app.session.manager import session_manager
 
 logger = logging.getLogger(__name__)
 
 # This process's 2026-07-28 listen streams.
-bus = InMemorySubscriptionBus()
+bus = PacedSubscriptionBus()
 
 
 class HandshakeListeners:
@@ -65,6 +65,7 @@ class HandshakeListeners:
                 self._forget(gone)
 
     async def deliver(self, change: Change) -> None:
+        pace = Pace()
         for session_id, proxy in list(self._proxies.items()):
             try:
                 watched = self._uris.get(session_id, set())
@@ -77,6 +78,7 @@ class HandshakeListeners:
                 # The session ended since it subscribed: forget it.
                 logger.debug("Dropping the listeners of an ended MCP session")
                 self._forget(session_id)
+            await pace.step()
 
     def _forget(self, session_id: str) -> None:
         self._proxies.pop(session_id, None)
