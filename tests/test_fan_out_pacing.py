@@ -8,6 +8,7 @@ the first listener and the last. With pacing it ticks between every slice.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -44,7 +45,7 @@ async def test_a_paced_fan_out_lets_other_tasks_run_between_slices(ticks: list[i
     # Within a slice nothing else ran; between slices the other task did, every time.
     assert all(len(set(piece)) == 1 for piece in within_slices)
     firsts = [piece[0] for piece in within_slices]
-    assert all(later > earlier for earlier, later in zip(firsts, firsts[1:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(firsts))
 
 
 async def test_the_listen_bus_reaches_every_listener_and_paces_them(ticks: list[int]) -> None:
