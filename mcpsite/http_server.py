@@ -25,7 +25,10 @@ how much waits unsent in the connection. Past MCP_SSE_MAX_UNSENT_BYTES, the
 client gets MCP_SSE_SLOW_READER_GRACE seconds to take it below the bound, or
 at least to shrink it (one large piece, a replay after a reconnect say, is
 fine for a client that reads); if the backlog has not shrunk, the connection
-is aborted. The application sees the client gone (the session
+is aborted. A backlog that passes the bound by more than the largest replay
+(MCP_EVENT_LOG_MAX_BYTES) is aborted at once: no reader needs that much
+buffered, and a fast producer would otherwise pile up megabytes a second
+during the grace. The application sees the client gone (the session
 keeps the events in its replay log), and the client resumes with
 `Last-Event-ID` when it reads again.
 
@@ -71,6 +74,7 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         self._body_received = 0
         self._refused = False
         self._unsent_check: Any = None
+        self._cut_off = False
         super().__init__(channel, *args, **kwargs)
 
     # Twisted's channel calls these three in order: gotLength once the headers
@@ -115,31 +119,35 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
             self._watch_unsent()
 
     def _watch_unsent(self) -> None:
-        """An SSE answer with more than the bound waiting unsent gets SLOW_READER_GRACE to take it."""
+        """An SSE answer with more than the bound waiting unsent gets SLOW_READER_GRACE to take it;
+        one past the ceiling is ended at once."""
         factory = getattr(self.channel, "factory", None)
-        if self._unsent_check is not None or not isinstance(factory, RawBodyHTTPFactory):
+        if self._cut_off or not isinstance(factory, RawBodyHTTPFactory) or not self._is_event_stream():
             return
         unsent = unsent_bytes(self.channel.transport)
-        if self._is_event_stream() and unsent > factory.max_unsent_bytes:
+        if unsent > factory.unsent_ceiling:
+            self._end_slow_reader(unsent, f"past the ceiling of {factory.unsent_ceiling}")
+        elif unsent > factory.max_unsent_bytes and self._unsent_check is None:
             self._unsent_check = clock.callLater(factory.slow_reader_grace, self._end_if_still_unread, factory, unsent)
 
     def _end_if_still_unread(self, factory: RawBodyHTTPFactory, earlier: int) -> None:
         """Abort unless the client took enough to get under the bound, or at least shrank the backlog."""
         self._unsent_check = None
-        transport = getattr(self.channel, "transport", None)
-        if self.finished or transport is None:
+        if self.finished or self._cut_off or getattr(self.channel, "transport", None) is None:
             return
-        unsent = unsent_bytes(transport)
+        unsent = unsent_bytes(self.channel.transport)
         if unsent <= factory.max_unsent_bytes or unsent < earlier:
             self._watch_unsent()  # taking it, if slowly: look again
             return
-        slow_readers.warning(
-            "Ended a stream whose client stopped reading (%d bytes unsent after %.0f s, bound %d)",
-            unsent,
-            factory.slow_reader_grace,
-            factory.max_unsent_bytes,
-        )
-        transport.abortConnection()
+        self._end_slow_reader(unsent, f"after {factory.slow_reader_grace:.0f} s (bound {factory.max_unsent_bytes})")
+
+    def _end_slow_reader(self, unsent: int, why: str) -> None:
+        self._cut_off = True
+        if self._unsent_check is not None:
+            self._unsent_check.cancel()
+            self._unsent_check = None
+        slow_readers.warning("Ended a stream whose client stopped reading (%d bytes unsent %s)", unsent, why)
+        self.channel.transport.abortConnection()
 
     def _is_event_stream(self) -> bool:
         content_type = self.responseHeaders.getRawHeaders(b"content-type") or [b""]
@@ -167,6 +175,8 @@ class RawBodyHTTPFactory(HTTPFactory):  # type: ignore[misc]
         self.body_limits = BodyLimits.from_settings()
         self.max_unsent_bytes = mcp_settings().sse_max_unsent_bytes
         self.slow_reader_grace = mcp_settings().sse_slow_reader_grace
+        # The most a stream may hold unsent, grace or not: the bound plus the largest replay.
+        self.unsent_ceiling = self.max_unsent_bytes + mcp_settings().event_log_max_bytes
 
     def buildProtocol(self, addr: Any) -> Any:
         protocol = super().buildProtocol(addr)

@@ -117,3 +117,37 @@ def test_an_unread_stream_is_ended_and_the_client_resumes_without_loss(node_fact
                     break
         assert replayed + floods_before == COUNT
     assert "stopped reading" in node.log()
+
+
+def test_a_backlog_past_the_ceiling_is_ended_without_waiting_for_the_grace(node_factory: StartNode) -> None:
+    """Bound plus the largest replay: a stream holding more than that unsent is cut at once."""
+    node = node_factory(
+        MCP_SERVER="tests.probe_server.server",
+        MCP_SSE_MAX_UNSENT_BYTES=str(UNSENT_LIMIT),
+        MCP_SSE_SLOW_READER_GRACE="600",
+        MCP_EVENT_LOG_MAX_BYTES=str(UNSENT_LIMIT),
+    )
+    ceiling = 2 * UNSENT_LIMIT
+    with httpx.Client(timeout=30.0) as client:
+        session_id = open_session(client, node.mcp_url)
+        slow = open_unread_stream(node.port, session_id)
+        time.sleep(0.5)
+        flood = {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "method": "tools/call",
+            "params": {"name": "flood", "arguments": {"count": COUNT, "size": SIZE}},
+        }
+        answer = client.post(node.mcp_url, json=flood, headers=session_headers(session_id))
+        assert answer.status_code == 200
+        deadline = time.monotonic() + 10.0
+        while "stopped reading" not in node.log():
+            assert time.monotonic() < deadline, "the stream was not cut before the grace"
+            time.sleep(0.1)
+        assert f"past the ceiling of {ceiling}" in node.log()
+        received = read_all(slow, timeout=10.0)
+        slow.close()
+        assert len(received) < COUNT * SIZE / 4
+        # Only the stream ended: the session goes on.
+        ping = {"jsonrpc": "2.0", "id": 10, "method": "ping"}
+        assert client.post(node.mcp_url, json=ping, headers=session_headers(session_id)).status_code == 200
