@@ -58,6 +58,7 @@ from twisted.web.http import HTTPChannel
 
 from mcpsite.body_limits import BodyLimits
 from sessions_app.conf import mcp_settings
+from sessions_app.metrics import count_refusal
 
 slow_readers = logging.getLogger("sessions_app.slow_readers")
 # The running reactor (daphne installs it before it builds the server). Any: zope
@@ -156,6 +157,7 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
     def _refuse(self) -> None:
         """Answer 413 and close: `loseConnection` stops reading at once and closes once the answer is out."""
         self._refused = True
+        count_refusal(413)
         self.content.close()
         self.content = io.BytesIO()
         self.channel.transport.write(self._limits.refusal(self._target))

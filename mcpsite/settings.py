@@ -256,6 +256,11 @@ MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000)
 MCP_SSE_MAX_UNSENT_BYTES = env_int("MCP_SSE_MAX_UNSENT_BYTES", 1024 * 1024)
 # Seconds such a client gets to bring it back under the bound.
 MCP_SSE_SLOW_READER_GRACE = env_float("MCP_SSE_SLOW_READER_GRACE", 10.0)
+# Prometheus metrics on a port of their own, never routed by the balancer
+# (sessions_app/metrics.py); 0: not served. The host to bind (0.0.0.0 in a
+# container, where Prometheus comes over the internal network).
+MCP_METRICS_PORT = env_int("MCP_METRICS_PORT", 0)
+MCP_METRICS_HOST = os.environ.get("MCP_METRICS_HOST", "127.0.0.1")
 # Seconds between keep-alive comments on an otherwise silent SSE stream.
 MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
 # Answer requests with one JSON body instead of an SSE stream (handshake era).
