@@ -433,7 +433,13 @@ OAUTH2_PROVIDER: dict[str, Any] = {
 # (RFC 8252); dynamic registration refuses http anywhere else.
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
-LOGGING = {
+# `text`: one line per record for people; `json`: one JSON object per line for a log
+# pipeline, with the node and the MCP request it was written for (docs/operations.md).
+LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "") or "text"
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+
+LOGGING: dict[str, Any] = {
     "version": 1,
     # Keep daphne's and Django's own loggers: disabling them hides daphne's warnings.
     "disable_existing_loggers": False,
@@ -463,3 +469,19 @@ LOGGING = {
         "django.channels.server": {"propagate": False},
     },
 }
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        # "time" is listed first so that it leads each line; `timestamp` then fills it
+        # in (ISO 8601, UTC). A traceback is one string: JSON escapes its line breaks.
+        "fmt": ["time", "levelname", "name", "message"],
+        "timestamp": "time",
+        "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception", "stack_info": "stack"},
+        "static_fields": {"node": MCP_NODE_ID},
+    }
+    # The era, method, session hash and trace id of the MCP request a record was written for.
+    LOGGING["filters"]["mcp_request"] = {"()": "sessions_app.http.log_context.RequestFields"}
+    LOGGING["handlers"]["console"] = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["mcp_request"]}
+    # daphne's access log, which the production server sends through logging in this format
+    # (mcpsite/http_server.py): printed whatever DJANGO_LOG_LEVEL says, as in the text format.
+    LOGGING["loggers"]["mcpsite.access"] = {"level": "INFO"}

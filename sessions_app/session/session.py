@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
+from mcp.shared._context_streams import ContextSendStream, create_context_streams
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
@@ -140,8 +140,11 @@ class McpSession:
     last_active: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self._read_send: MemoryObjectSendStream[SessionMessage | Exception]
-        self._read_send, self._read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        # Each message carries its sender's context, and the SDK runs its handler in it (as with the
+        # SDK's own transports): the handler's log records name the request that brought the message
+        # (http/log_context.py), not the `initialize` that started the session's task.
+        self._read_send: ContextSendStream[SessionMessage | Exception]
+        self._read_send, self._read_recv = create_context_streams[SessionMessage | Exception](0)
         self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
         self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
