@@ -297,6 +297,11 @@ MCP_RELAY = env_bool("MCP_RELAY", True)
 MCP_ADOPTION = env_bool("MCP_ADOPTION", True)
 # Whether MCP_SERVER's sessions may be adopted: unset asks the server's module
 # (`ADOPTABLE = True`); 1 or 0 overrides it.
+# The SDK wraps every request in an OpenTelemetry span: a no-op until an OTel
+# SDK and exporter are installed, yet 25-35 us of CPU per call (a seventh of
+# the application's own; benchmark, applications alone). Off unless you
+# install them (sessions_app/session/hosted_server.py).
+MCP_OTEL_SPANS = env_bool("MCP_OTEL_SPANS", False)
 MCP_SERVER_ADOPTABLE = (
     env_bool("MCP_SERVER_ADOPTABLE", False) if os.environ.get("MCP_SERVER_ADOPTABLE", "") != "" else None
 )

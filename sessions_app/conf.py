@@ -45,6 +45,8 @@ class McpSettings:
     adoption: bool = False
     # None: the hosted server's module decides (ADOPTABLE).
     server_adoptable: bool | None = None
+    # The SDK's OpenTelemetry span around every request (hosted_server.py).
+    otel_spans: bool = False
     shutdown_handoff: bool = False
     # Fair admission (session/admission.py) and the timers for sessions nobody uses.
     session_unused_timeout: float = 60.0
@@ -93,6 +95,7 @@ def mcp_settings() -> McpSettings:
         relay_url=settings.REDIS_URL if settings.MCP_RELAY else "",
         adoption=settings.MCP_ADOPTION,
         server_adoptable=settings.MCP_SERVER_ADOPTABLE,
+        otel_spans=settings.MCP_OTEL_SPANS,
         shutdown_handoff=settings.MCP_SHUTDOWN_HANDOFF,
         miss_lookups_per_second=settings.MCP_MISS_LOOKUPS_PER_SECOND,
         sse_max_unsent_bytes=settings.MCP_SSE_MAX_UNSENT_BYTES,

@@ -7,6 +7,7 @@ as `isError` results that say what to fix, never as protocol errors.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
@@ -126,7 +127,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(
                 name=name,
                 description=spec.description,
-                input_schema=spec.arguments.model_json_schema(),
+                input_schema=_schema(name),
                 annotations=ToolAnnotations(read_only_hint=spec.access == "read"),
             )
             for name, spec in TOOLS.items()
@@ -136,8 +137,13 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
 
 def input_schema(name: str) -> dict[str, Any] | None:
     """For the transport's Mcp-Param header check, without listing the tools per call."""
-    tool = TOOLS.get(name)
-    return tool.arguments.model_json_schema() if tool is not None else None
+    return _schema(name) if name in TOOLS else None
+
+
+@functools.cache
+def _schema(name: str) -> dict[str, Any]:
+    """A tool's input schema, made once: the models never change, and pydantic builds it anew on each ask."""
+    return TOOLS[name].arguments.model_json_schema()
 
 
 async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> CallToolResult:

@@ -7,7 +7,7 @@ functions raise a `TransportError` subclass when a check fails.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,19 +45,38 @@ class McpRequest:
     @classmethod
     def from_scope(cls, scope: dict[str, Any]) -> McpRequest:
         client = scope.get("client")
-        request = cls.from_lines(scope["method"], scope["headers"], peer_address=str(client[0]) if client else "")
-        query = scope.get("query_string", b"").decode("latin-1")
-        return replace(request, scheme=scope.get("scheme", "http"), query_string=query)
+        return cls.from_lines(
+            scope["method"],
+            scope["headers"],
+            peer_address=str(client[0]) if client else "",
+            scheme=scope.get("scheme", "http"),
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+        )
 
     @classmethod
     def from_lines(
-        cls, method: str, lines: list[tuple[bytes, bytes]], *, relayed: bool = False, peer_address: str = ""
+        cls,
+        method: str,
+        lines: list[tuple[bytes, bytes]],
+        *,
+        relayed: bool = False,
+        peer_address: str = "",
+        scheme: str = "http",
+        query_string: str = "",
     ) -> McpRequest:
         headers: dict[str, str] = {}
         for raw_name, raw_value in lines:
             name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return cls(method=method, headers=headers, scope_headers=lines, relayed=relayed, peer_address=peer_address)
+        return cls(
+            method=method,
+            headers=headers,
+            scope_headers=lines,
+            relayed=relayed,
+            peer_address=peer_address,
+            scheme=scheme,
+            query_string=query_string,
+        )
 
     @property
     def raw_headers(self) -> list[tuple[str, str]]:

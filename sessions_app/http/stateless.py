@@ -108,7 +108,9 @@ async def serve_stateless(
     if message.method == "subscriptions/listen" and not request.accepts(wire.SSE_CONTENT_TYPE):
         raise NotAcceptable("Not Acceptable: subscriptions/listen answers with text/event-stream")
 
-    duplicated = find_duplicated_routing_header(request.raw_headers)
+    # Only a header sent twice can be a duplicated routing header; most requests repeat none.
+    repeats = len(request.headers) < len(request.scope_headers)
+    duplicated = find_duplicated_routing_header(request.raw_headers) if repeats else None
     verdict = (
         InboundLadderRejection(HEADER_MISMATCH, f"{duplicated} header appears more than once")
         if duplicated

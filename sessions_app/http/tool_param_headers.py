@@ -10,6 +10,7 @@ disagree. Checking needs the tool's schema: from the server's
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -50,9 +51,27 @@ async def param_header_rejection(
     if not arguments and not any(header.startswith(PARAM_HEADER_PREFIX) for header in headers):
         return None
     schema = await _input_schema(host, name, route, context)
-    if schema is None:
+    if schema is None or not _marks_headers(schema):
         return None
     return validate_mcp_param_headers(schema, arguments, headers)
+
+
+# Whether each input schema seen marks any argument with `x-mcp-header`, by the
+# schema object (kept, so its id is not reused). Servers hand out the same
+# schema objects call after call; walking one costs 30 us, and most mark none.
+_marks: dict[int, tuple[Any, bool]] = {}
+MAX_SCHEMAS_REMEMBERED = 256
+
+
+def _marks_headers(schema: Any) -> bool:
+    known = _marks.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    marks = "x-mcp-header" in json.dumps(schema, default=str)
+    if len(_marks) >= MAX_SCHEMAS_REMEMBERED:
+        _marks.clear()
+    _marks[id(schema)] = (schema, marks)
+    return marks
 
 
 async def _input_schema(

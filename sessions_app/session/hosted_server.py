@@ -16,6 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 from mcp.server import Server
+from mcp.server._otel import OpenTelemetryMiddleware  # not exported; the SDK says to drop it from the list
 
 from sessions_app.conf import mcp_settings
 
@@ -61,6 +62,11 @@ def declares_adoptable(dotted_path: str, setting: bool | None) -> bool:
     return getattr(module, "ADOPTABLE", False) is True
 
 
+def without_spans(server: Server[Any]) -> None:
+    """Take the SDK's OpenTelemetry middleware off `server` (MCP_OTEL_SPANS off)."""
+    server.middleware = [each for each in server.middleware if not isinstance(each, OpenTelemetryMiddleware)]
+
+
 async def hosted_server() -> HostedServer:
     global _hosted, _lock
     if _hosted is not None:
@@ -71,6 +77,8 @@ async def hosted_server() -> HostedServer:
         if _hosted is None:
             settings = mcp_settings()
             server = load_server(settings.server)
+            if not settings.otel_spans:
+                without_spans(server)
             state = await _exit_stack.enter_async_context(server.lifespan(server))
             _hosted = HostedServer(
                 server,
