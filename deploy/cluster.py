@@ -9,7 +9,7 @@ https://127.0.0.1:8443 with a throwaway CA. Everything it writes lives under
 DJANGO_SECRET_KEY and token signing key, the SQLite database, Traefik's configuration (made by
 deploy/traefik_config.py) and one log per process. Ports are overridable:
 CLUSTER_HTTPS_PORT, CLUSTER_NODE_PORTS (comma-separated), CLUSTER_API_PORT,
-CLUSTER_REDIS_PORT; so is the state directory, CLUSTER_STATE_DIR. Ctrl-C,
+CLUSTER_TRAEFIK_METRICS_PORT, CLUSTER_REDIS_PORT; so is the state directory, CLUSTER_STATE_DIR. Ctrl-C,
 SIGTERM and SIGHUP (the terminal closing) all stop every child, however
 many times they come. See docs/deploy.md.
 
@@ -64,6 +64,8 @@ class ClusterConfig:
     https_port: int = traefik_config.LOCAL_HTTPS_PORT
     node_ports: tuple[int, ...] = traefik_config.LOCAL_NODE_PORTS
     api_port: int = traefik_config.LOCAL_API_PORT
+    # Traefik's internal `metrics` entrypoint (its /metrics, for Prometheus).
+    traefik_metrics_port: int = traefik_config.LOCAL_METRICS_PORT
     redis_port: int = 6380
     # An existing Redis to use instead of a private redis-server.
     redis_url: str | None = None
@@ -93,6 +95,7 @@ class ClusterConfig:
             https_port=port("CLUSTER_HTTPS_PORT", cls.https_port),
             node_ports=node_ports,
             api_port=port("CLUSTER_API_PORT", cls.api_port),
+            traefik_metrics_port=port("CLUSTER_TRAEFIK_METRICS_PORT", cls.traefik_metrics_port),
             redis_port=port("CLUSTER_REDIS_PORT", cls.redis_port),
             redis_url=environ.get("REDIS_URL") or None,
         )
@@ -120,6 +123,11 @@ class Cluster:
     @property
     def api_url(self) -> str:
         return f"http://{LOOPBACK}:{self.config.api_port}"
+
+    @property
+    def traefik_metrics_url(self) -> str:
+        """Traefik's own metrics, on its internal entrypoint (not the public one)."""
+        return f"http://{LOOPBACK}:{self.config.traefik_metrics_port}/metrics"
 
     @property
     def ca_path(self) -> Path:
@@ -183,6 +191,7 @@ class Cluster:
 
     def _check_ports(self) -> None:
         ports = {"CLUSTER_HTTPS_PORT": [self.config.https_port], "CLUSTER_API_PORT": [self.config.api_port]}
+        ports["CLUSTER_TRAEFIK_METRICS_PORT"] = [self.config.traefik_metrics_port]
         ports["CLUSTER_NODE_PORTS"] = list(self.config.node_ports)
         if self.config.redis_url is None:
             ports["CLUSTER_REDIS_PORT"] = [self.config.redis_port]
@@ -302,6 +311,7 @@ class Cluster:
             https_port=self.config.https_port,
             node_ports=self.config.node_ports,
             api_port=self.config.api_port,
+            metrics_port=self.config.traefik_metrics_port,
             state_dir=_relative_to_repo(self.state_dir),
             health=self.config.health,
         )

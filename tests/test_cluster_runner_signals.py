@@ -45,6 +45,7 @@ def test_a_stop_signal_stops_every_child(tmp_path: Path, signals: tuple[signal.S
         "CLUSTER_STATE_DIR": str(tmp_path / "cluster"),
         "CLUSTER_HTTPS_PORT": str(free_port()),
         "CLUSTER_API_PORT": str(free_port()),
+        "CLUSTER_TRAEFIK_METRICS_PORT": str(free_port()),
         "CLUSTER_REDIS_PORT": str(free_port()),
         "CLUSTER_NODE_PORTS": ",".join(str(free_port()) for _ in range(3)),
         "MCP_AUTH": "off",

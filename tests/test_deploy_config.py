@@ -61,10 +61,26 @@ def test_local_and_production_route_alike() -> None:
         assert len(local_balancer.pop("servers")) == len(production_balancer.pop("servers"))
         assert local_balancer == production_balancer
 
-    local_entry = traefik_config.static_config(traefik_config.local_setup())["entryPoints"]["websecure"]
-    production_entry = traefik_config.static_config(traefik_config.PRODUCTION)["entryPoints"]["websecure"]
+    local_static = traefik_config.static_config(traefik_config.local_setup())
+    production_static = traefik_config.static_config(traefik_config.PRODUCTION)
+    local_entry = local_static["entryPoints"]["websecure"]
+    production_entry = production_static["entryPoints"]["websecure"]
     assert local_entry["http"] == production_entry["http"]
     assert local_entry["transport"]["respondingTimeouts"] == production_entry["transport"]["respondingTimeouts"]
+    # Traefik's metrics: the same labels on the same internal entrypoint, wherever it listens.
+    assert local_static["metrics"] == production_static["metrics"]
+    metrics = local_static["metrics"]["prometheus"]
+    assert metrics["entryPoint"] == traefik_config.METRICS_ENTRYPOINT == "metrics"
+    assert metrics["addRoutersLabels"] is metrics["addServicesLabels"] is True
+    for setup, static in ((traefik_config.local_setup(), local_static), (traefik_config.PRODUCTION, production_static)):
+        # Plain HTTP with the usual hardening, and no router is attached to it: only Traefik's own /metrics.
+        assert static["entryPoints"]["metrics"]["http"] == traefik_config.hardened_http()
+        routers = traefik_config.dynamic_config(setup)["http"]["routers"]
+        assert {entry for router in routers.values() for entry in router["entryPoints"]} == {"websecure"}
+    # Production's /ping (the container's health check) shares it, at the address it always had.
+    assert production_static["ping"] == {"entryPoint": "metrics"}
+    assert production_static["entryPoints"]["metrics"]["address"] == ":8082"
+    assert "ping" not in local_static
 
 
 def test_the_mcp_router_wins_over_the_default_one() -> None:
@@ -138,6 +154,7 @@ class RunningTraefik:
     ports: dict[str, int]
     log_path: Path
     ca_path: Path
+    static_file: Path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -156,20 +173,20 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     leaf.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
     leaf.private_key_pem.write_to_path(str(directory / "key.pem"))
     authority.cert_pem.write_to_path(str(directory / "ca.pem"))
-    ports = {"http": free_port(), "https": free_port(), "ping": free_port()}
+    ports = {"http": free_port(), "https": free_port(), "metrics": free_port()}
     setup = dataclasses.replace(
         traefik_config.PRODUCTION,
         cert_file=str(directory / "cert.pem"),
         key_file=str(directory / "key.pem"),
         http_address=f"{LOOPBACK}:{ports['http']}",
         https_address=f"{LOOPBACK}:{ports['https']}",
-        ping_address=f"{LOOPBACK}:{ports['ping']}",
+        metrics_address=f"{LOOPBACK}:{ports['metrics']}",
         # Loopback addresses nobody listens on: no name lookups leave the machine.
         nodes=tuple(traefik_config.Node(name, f"http://{LOOPBACK}:{free_port()}") for name in NODES),
         dynamic_file=str(directory / "dynamic.yml"),
     )
     traefik_config.write(setup, directory)
-    running = RunningTraefik(ports, directory / "traefik.log", directory / "ca.pem")
+    running = RunningTraefik(ports, directory / "traefik.log", directory / "ca.pem", directory / "traefik.yml")
     with running.log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "traefik"), f"--configFile={directory / 'traefik.yml'}"],
@@ -178,7 +195,7 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         )
     try:
         deadline = time.monotonic() + 15
-        while not pinged(ports["ping"]):
+        while not pinged(ports["metrics"]):
             assert process.poll() is None, running.log()
             assert time.monotonic() < deadline, running.log()
             time.sleep(0.1)
@@ -216,6 +233,41 @@ def test_production_configuration_starts_the_real_traefik(production_like_traefi
     log = production_like_traefik.log()
     assert "field not found" not in log
     assert "Error while building configuration" not in log
+
+
+def test_production_traefik_metrics_are_on_the_internal_entrypoint_only(
+    production_like_traefik: RunningTraefik,
+) -> None:
+    ports = production_like_traefik.ports
+    internal = httpx.get(f"http://{LOOPBACK}:{ports['metrics']}/metrics", timeout=5)
+    assert internal.status_code == 200
+    assert internal.headers["content-type"].startswith("text/plain")
+    assert 'traefik_service_server_up{service="app@file"' in internal.text
+    # On the public entrypoint /metrics is an ordinary path: the default router sends it to a node
+    # (here all down), Traefik does not answer it itself.
+    trusted = ssl.create_default_context(cafile=str(production_like_traefik.ca_path))
+    public = httpx.get(f"https://{LOOPBACK}:{ports['https']}/metrics", verify=trusted, timeout=5)
+    assert public.status_code in (502, 503)
+    assert "traefik_" not in public.text
+
+
+def test_the_container_health_check_finds_ping_on_the_metrics_entrypoint(
+    production_like_traefik: RunningTraefik,
+) -> None:
+    """Compose's health check runs `traefik healthcheck --ping`, which reads the static file to find /ping."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "traefik"),
+            "healthcheck",
+            f"--configFile={production_like_traefik.static_file}",
+            "--ping",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout + result.stderr
 
 
 # --- Docker Compose -----------------------------------------------------------------

@@ -48,7 +48,7 @@ FAST_HEALTH = HealthTiming(interval="250ms", timeout="2s")
 
 def start_test_cluster(state_dir: Path, **node_env: str) -> Cluster:
     ports: list[int] = []
-    while len(ports) < 6:
+    while len(ports) < 7:
         port = free_port()
         if port not in ports:
             ports.append(port)
@@ -58,6 +58,7 @@ def start_test_cluster(state_dir: Path, **node_env: str) -> Cluster:
         node_ports=(ports[1], ports[2], ports[3]),
         api_port=ports[4],
         redis_port=ports[5],
+        traefik_metrics_port=ports[6],
         health=FAST_HEALTH,
         node_env={**FAST_NODE_ENV, **node_env},
     )
