@@ -29,7 +29,7 @@ import pytest
 import trustme
 import yaml
 
-from deploy import traefik_config
+from deploy import prometheus_config, traefik_config
 from sessions_app.cluster.routing import default_route, new_session_id
 from tests.conftest import StartNode
 from tests.nodes import LOOPBACK, free_port
@@ -147,6 +147,57 @@ def test_each_node_has_one_header_router_that_matches_its_ids_only(setup: traefi
     # Ids without a route, or with a route no node has, fall through to the sticky router.
     for stray in ("0" * 48, new_session_id("0000beef"), f"x{ids['node1'][0]}"):
         assert not any(pattern.search(stray) for pattern in patterns.values())
+
+
+# --- Prometheus ---------------------------------------------------------------------
+
+
+def test_committed_prometheus_file_is_what_the_generator_makes() -> None:
+    assert prometheus_config.stale_files() == [], "run: python -m deploy.prometheus_config"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        prometheus_config.local_setup(
+            traefik_config.local_setup(), node_metrics_ports=(9401, 9402, 9403), traefik_metrics_port=8082
+        ),
+        prometheus_config.PRODUCTION,
+    ],
+    ids=lambda s: s.name,
+)
+def test_prometheus_scrapes_every_node_traefik_balances_and_traefik(setup: prometheus_config.Setup) -> None:
+    config = prometheus_config.config(setup)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"mcp-nodes", "traefik"}
+    nodes = {static["labels"]["node"]: static["targets"] for static in jobs["mcp-nodes"]["static_configs"]}
+    assert list(nodes) == [node.name for node in setup.traefik.nodes]
+    for node, port in zip(setup.traefik.nodes, setup.node_metrics_ports, strict=True):
+        # The node's own host, its metrics port (MCP_METRICS_PORT), not the port Traefik sends requests to.
+        host = node.url.removeprefix("http://").rpartition(":")[0]
+        assert nodes[node.name] == [f"{host}:{port}"]
+    assert jobs["traefik"]["static_configs"] == [{"targets": [setup.traefik_target]}]
+    # Traefik's series about a node's URL get the node's name too.
+    relabel = jobs["traefik"]["metric_relabel_configs"]
+    for node, rule in zip(setup.traefik.nodes, relabel, strict=True):
+        assert (rule["source_labels"], rule["target_label"], rule["replacement"]) == (["url"], "node", node.name)
+        assert re.fullmatch(rule["regex"], node.url)
+    assert [Path(path).name for path in config["rule_files"]] == ["alerts.yml"]
+
+
+def test_prometheus_scrapes_every_second_locally_and_every_15s_in_production() -> None:
+    local = prometheus_config.local_setup(
+        traefik_config.local_setup(), node_metrics_ports=(1, 2, 3), traefik_metrics_port=4
+    )
+    assert prometheus_config.config(local)["global"]["scrape_interval"] == "1s"
+    production = prometheus_config.config(prometheus_config.PRODUCTION)
+    assert production["global"]["scrape_interval"] == "15s"
+    # Inside the Compose network: Traefik's internal entrypoint and each node's metrics port.
+    assert prometheus_config.PRODUCTION.traefik_target == "traefik:8082"
+    assert traefik_config.PRODUCTION.metrics_address == ":8082"
+    # Production's rules sit beside the file in the container, as in the repository.
+    assert production["rule_files"] == ["alerts.yml"]
+    assert prometheus_config.PRODUCTION_FILE.parent == prometheus_config.ALERTS_FILE.parent
 
 
 @dataclasses.dataclass
