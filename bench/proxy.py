@@ -118,7 +118,7 @@ class ProxyCost:
 async def cluster(log_dir: Path) -> AsyncIterator[Cluster]:
     """deploy/cluster.py's cluster under log_dir/cluster, on free ports, its servers on the server core."""
     ports: list[int] = []
-    while len(ports) < 7:
+    while len(ports) < 10:
         port = servers.free_port()
         if port not in ports:
             ports.append(port)
@@ -129,6 +129,9 @@ async def cluster(log_dir: Path) -> AsyncIterator[Cluster]:
         api_port=ports[4],
         redis_port=ports[5],
         traefik_metrics_port=ports[6],
+        metrics_ports=(ports[7], ports[8], ports[9]),
+        # No Prometheus: it would take CPU from the server core the figures are about.
+        prometheus_port=None,
         node_env=NODE_ENV,
     )
     started = Cluster(config)
