@@ -52,7 +52,7 @@ conformance: $(VENV)/.test-deps
 
 test: lint typecheck pytest conformance
 
-# Our node beside the official SDK's own server, and the cluster (eleven scenarios),
+# Our node beside the official SDK's own server, and the cluster (twelve scenarios),
 # about twelve minutes: writes docs/benchmarks.md and docs/benchmarks.png.
 bench: $(VENV)/.test-deps
 	$(BIN)/python -m bench --out docs/benchmarks.md

@@ -17,6 +17,7 @@ from . import (
     failover,
     fanout,
     machine,
+    metrics_cost,
     notify,
     profiling,
     proxy,
@@ -30,7 +31,7 @@ from . import (
 
 FULL = throughput.Plan(requests=2000, warmup=300, rounds=3)
 SMOKE = throughput.Plan(requests=20, warmup=5, rounds=1)
-SCENARIOS = frozenset(range(1, 12))
+SCENARIOS = frozenset(range(1, 13))
 # Scenario 6. The whole cluster shares the server core: 500 clients calling once a second
 # saturate it. At one call every 3 s the core was 70-90 % busy before the kill in the December
 # 2026 runs (with adoption), and saturated for a few seconds after it while the survivors adopt.
@@ -116,6 +117,15 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
             costs = ", ".join(f"{variant} {authorized.costs[variant][era]:5.0f}" for variant in auth_cost.VARIANTS)
             added = ", ".join(f"{variant} {authorized.added(variant, era):+5.1f}" for variant in auth_cost.VARIANTS[1:])
             print(f"  authorization {era:9} {costs} us/req; added {added} us", flush=True)
+    recorded: metrics_cost.MetricsCost | None = None
+    if 12 in only:
+        recorded = await asyncio.to_thread(metrics_cost.measure, 20_000 if args.smoke else 200_000)
+        print(
+            "  metrics: "
+            + ", ".join(f"{path} {cost:.2f} us" for path, cost in recorded.per_call_us.items())
+            + f" per call; a scrape of {recorded.series} samples {recorded.scrape_ms:.1f} ms CPU",
+            flush=True,
+        )
     redis: redis_cost.RedisCost | None = None
     redis_skipped = "" if shutil.which("redis-server") else "redis-server is not installed (Debian: redis-server)."
     if 7 in only and not redis_skipped:
@@ -190,6 +200,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         app_cost=app_cost,
         auth=authorized,
         fanout=fanned,
+        metrics=recorded,
         machine=facts,
         plan=plan,
         smoke=args.smoke,

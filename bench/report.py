@@ -19,6 +19,7 @@ from .capacity import Capacity
 from .failover import Failover
 from .fanout import SETTLE_SECONDS, FanOut
 from .load import percentile, sign_test
+from .metrics_cost import MetricsCost
 from .notify import NotifyLatency
 from .proxy import SLICES_PER_ROUND, CpuUse, ProxyCost
 from .redis_cost import RedisCost
@@ -65,6 +66,7 @@ RELAY_ADDED_TARGET_MS = 1.5
 AUTH_ADDED_TARGET_US = 50.0  # server CPU a cached or JWT token may add to one call
 # Scenario 11: an unrelated call's p99 under a change flood with subscribers, against the same flood
 # without them (the fan-out's own cost) and outright.
+METRICS_TARGET_US = 10.0
 FANOUT_P99_RATIO_TARGET = 2.0
 FANOUT_P99_TARGET_MS = 50.0
 FANOUT_TARGET = (
@@ -100,6 +102,7 @@ def write(
     app_cost: AppCost | None = None,
     auth: AuthCost | None = None,
     fanout: FanOut | None = None,
+    metrics: MetricsCost | None = None,
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
@@ -123,6 +126,7 @@ def write(
             rolling,
             auth,
             fanout,
+            metrics,
         )
     )
     return plot
@@ -146,6 +150,7 @@ def _markdown(
     rolling: Rolling | None = None,
     auth: AuthCost | None = None,
     fanout: FanOut | None = None,
+    metrics: MetricsCost | None = None,
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -174,7 +179,7 @@ def _markdown(
         "",
         "## Targets",
         "",
-        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling, auth, fanout),
+        *_targets(rows, proxy, capacity, notify, failover, relay, app_cost, rolling, auth, fanout, metrics),
         "",
         f"![throughput and p99 latency]({plot_name})",
         "",
@@ -223,6 +228,10 @@ def _markdown(
         "## Scenario 11: fan-out under a change flood: an unrelated `tools/call` beside many subscribers of one record",
         "",
         *_fanout_section(fanout, redis_skipped),
+        "",
+        "## Scenario 12: what recording metrics costs a call, and what a scrape costs the node",
+        "",
+        *_metrics_section(metrics),
         "",
     ]
     if profile:
@@ -285,6 +294,7 @@ def _targets(
     rolling: Rolling | None = None,
     auth: AuthCost | None = None,
     fanout: FanOut | None = None,
+    metrics: MetricsCost | None = None,
 ) -> list[str]:
     """Issue 6's targets against this run, one line each; the sections below hold the details."""
     lines = ["| Target | Measured | Verdict |", "|---|---|---|"]
@@ -400,7 +410,33 @@ def _targets(
             f"{fanout.plan.subscribers} subscribers, {fanout.stale} left without the last change "
             f"| {_verdict(not _fanout_gaps(fanout), '; '.join(_fanout_gaps(fanout)))} |"
         )
+    if metrics is not None:
+        costliest = max(metrics.per_call_us.values())
+        lines.append(
+            f"| Scenario 12: recording metrics adds under {METRICS_TARGET_US:g} us of CPU to a call | "
+            + ", ".join(f"{path} {cost:.2f} us" for path, cost in metrics.per_call_us.items())
+            + f" | {_verdict(costliest < METRICS_TARGET_US, f'{costliest - METRICS_TARGET_US:.2f} us over')} |"
+        )
     return lines if len(lines) > 2 else [NOT_RUN]
+
+
+def _metrics_section(metrics: MetricsCost | None) -> list[str]:
+    if metrics is None:
+        return [NOT_RUN]
+    return [
+        "The calls the request path makes into `sessions_app/metrics.py` for one `tools/call` on an established "
+        "session, run in a loop in the harness (CPU time per call, `bench/metrics_cost.py`): a JSON answer "
+        "observes the operation histogram; an SSE answer also moves the open-streams gauge up and down.",
+        "",
+        "| Answer | CPU per call (us) |",
+        "|---|---:|",
+        *(f"| {path} | {cost:.2f} |" for path, cost in metrics.per_call_us.items()),
+        "",
+        f"One scrape, with a value in every label combination a node can have: {metrics.series} samples, "
+        f"{metrics.scrape_bytes / 1024:.0f} KiB, {metrics.scrape_ms:.1f} ms of CPU on the node's metrics thread "
+        "(it holds the interpreter meanwhile): at the local cluster's one scrape a second about "
+        f"{metrics.scrape_ms / 10:.1f} % of a core, at production's one every 15 s a fifteenth of that.",
+    ]
 
 
 def _counts(failover: Failover) -> str:

@@ -13,12 +13,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from sessions_app.auth.startup import announce_authorization  # noqa: E402
 from sessions_app.http.consumer import McpConsumer  # noqa: E402
+from sessions_app.metrics import serve_metrics  # noqa: E402
+from sessions_app.session.manager import session_manager  # noqa: E402
 
 announce_authorization()
+if settings.MCP_METRICS_PORT:
+    serve_metrics(
+        settings.MCP_METRICS_HOST, settings.MCP_METRICS_PORT, lambda: len(session_manager()), settings.MCP_MAX_SESSIONS
+    )
 
 application = ProtocolTypeRouter(
     {

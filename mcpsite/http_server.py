@@ -41,6 +41,11 @@ switch for this. A side effect clients can see: a POST whose multipart body is
 malformed reaches the application (and gets its answer) instead of Twisted's
 bare 400 page.
 
+Access log. With DJANGO_LOG_FORMAT=json, daphne's access log (one line per
+answered request, written straight to stdout) goes through logging instead,
+on logger `mcpsite.access`, so that every line a node writes is one JSON
+object (docs/operations.md).
+
 `manage.py runserver` (development) still runs stock daphne.
 """
 
@@ -53,13 +58,16 @@ from typing import Any, cast
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
+from django.conf import settings
 from twisted.internet import reactor
 from twisted.web.http import HTTPChannel
 
 from mcpsite.body_limits import BodyLimits
 from sessions_app.conf import mcp_settings
+from sessions_app.metrics import count_refusal
 
 slow_readers = logging.getLogger("sessions_app.slow_readers")
+access_log = logging.getLogger("mcpsite.access")
 # The running reactor (daphne installs it before it builds the server). Any: zope
 # interfaces declare methods without `self`, which mypy misreads.
 clock: Any = reactor
@@ -156,6 +164,7 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
     def _refuse(self) -> None:
         """Answer 413 and close: `loseConnection` stops reading at once and closes once the answer is out."""
         self._refused = True
+        count_refusal(413)
         self.content.close()
         self.content = io.BytesIO()
         self.channel.transport.write(self._limits.refusal(self._target))
@@ -184,6 +193,33 @@ class RawBodyHTTPFactory(HTTPFactory):  # type: ignore[misc]
         return protocol
 
 
+def log_access(protocol: str, action: str, details: dict[str, Any]) -> None:
+    """daphne's access log entry for an answered HTTP request, as a log record (the JSON log format).
+
+    The fields daphne gives go under `http`; the message reads like its own line, without the date.
+    """
+    if protocol != "http" or action != "complete":
+        # Websocket events: nothing here serves websockets.
+        return
+    http = {
+        "client": details.get("client") or "-",
+        "method": details.get("method"),
+        "path": details.get("path"),
+        "status": details.get("status"),
+        "bytes": details.get("size"),
+        "seconds": details.get("time_taken"),
+    }
+    access_log.info(
+        '%s "%s %s" %s %s',
+        http["client"],
+        http["method"],
+        http["path"],
+        http["status"],
+        http["bytes"] or "-",
+        extra={"http": http},
+    )
+
+
 class RawBodyServer(Server):  # type: ignore[misc]
     """daphne's server, building its HTTP connections with `RawBodyHTTPFactory`.
 
@@ -193,6 +229,12 @@ class RawBodyServer(Server):  # type: ignore[misc]
     """
 
     _http_factory: HTTPFactory | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # daphne builds the server once the application (and so the settings) is loaded.
+        if kwargs.get("action_logger") is not None and settings.LOG_FORMAT == "json":
+            kwargs["action_logger"] = log_access
+        super().__init__(*args, **kwargs)
 
     @property
     def http_factory(self) -> HTTPFactory | None:

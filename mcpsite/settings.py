@@ -256,6 +256,11 @@ MCP_SSE_RETRY_MS = env_int("MCP_SSE_RETRY_MS", 1000)
 MCP_SSE_MAX_UNSENT_BYTES = env_int("MCP_SSE_MAX_UNSENT_BYTES", 1024 * 1024)
 # Seconds such a client gets to bring it back under the bound.
 MCP_SSE_SLOW_READER_GRACE = env_float("MCP_SSE_SLOW_READER_GRACE", 10.0)
+# Prometheus metrics on a port of their own, never routed by the balancer
+# (sessions_app/metrics.py); 0: not served. The host to bind (0.0.0.0 in a
+# container, where Prometheus comes over the internal network).
+MCP_METRICS_PORT = env_int("MCP_METRICS_PORT", 0)
+MCP_METRICS_HOST = os.environ.get("MCP_METRICS_HOST", "127.0.0.1")
 # Seconds between keep-alive comments on an otherwise silent SSE stream.
 MCP_SSE_KEEPALIVE = env_float("MCP_SSE_KEEPALIVE", 15.0)
 # Answer requests with one JSON body instead of an SSE stream (handshake era).
@@ -428,7 +433,13 @@ OAUTH2_PROVIDER: dict[str, Any] = {
 # (RFC 8252); dynamic registration refuses http anywhere else.
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
-LOGGING = {
+# `text`: one line per record for people; `json`: one JSON object per line for a log
+# pipeline, with the node and the MCP request it was written for (docs/operations.md).
+LOG_FORMAT = os.environ.get("DJANGO_LOG_FORMAT", "") or "text"
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+
+LOGGING: dict[str, Any] = {
     "version": 1,
     # Keep daphne's and Django's own loggers: disabling them hides daphne's warnings.
     "disable_existing_loggers": False,
@@ -458,3 +469,19 @@ LOGGING = {
         "django.channels.server": {"propagate": False},
     },
 }
+if LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        # "time" is listed first so that it leads each line; `timestamp` then fills it
+        # in (ISO 8601, UTC). A traceback is one string: JSON escapes its line breaks.
+        "fmt": ["time", "levelname", "name", "message"],
+        "timestamp": "time",
+        "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception", "stack_info": "stack"},
+        "static_fields": {"node": MCP_NODE_ID},
+    }
+    # The era, method, session hash and trace id of the MCP request a record was written for.
+    LOGGING["filters"]["mcp_request"] = {"()": "sessions_app.http.log_context.RequestFields"}
+    LOGGING["handlers"]["console"] = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["mcp_request"]}
+    # daphne's access log, which the production server sends through logging in this format
+    # (mcpsite/http_server.py): printed whatever DJANGO_LOG_LEVEL says, as in the text format.
+    LOGGING["loggers"]["mcpsite.access"] = {"level": "INFO"}

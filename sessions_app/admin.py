@@ -21,10 +21,10 @@ from sessions_app.cluster.registry import RegistryUnavailable, session_registry
 from sessions_app.cluster.routing import short_id
 from sessions_app.models import ActiveSession
 from sessions_app.operations import close_sessions, find_by_handle, session_rows
+from sessions_app.session.close_reason import CloseReason
 
 logger = logging.getLogger(__name__)
 
-CLOSE_REASON = "closed from the admin"
 
 # ModelAdmin is generic only in django-stubs; at run time it cannot be subscripted.
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class ActiveSessionAdmin(_ModelAdmin):
         if record is None:
             messages.info(request, "That MCP session is already gone.")
             return HttpResponseRedirect(back)
-        known = close_sessions([record.session_id], CLOSE_REASON)[record.session_id]
+        known = close_sessions([record.session_id], CloseReason.OPERATOR)[record.session_id]
         logger.info("Admin user %s closed MCP session %s", request.user, short_id(record.session_id))
         if known:
             messages.success(request, f"Closed MCP session {short_id(record.session_id)} on node {record.node_id}.")

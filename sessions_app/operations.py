@@ -23,6 +23,7 @@ from asgiref.sync import async_to_sync
 from sessions_app.cluster.liveness import reap_stale_records
 from sessions_app.cluster.registry import ListedRecord, SessionRecord, SessionRegistry
 from sessions_app.cluster.routing import session_hash, short_id
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.manager import session_manager
 
 
@@ -79,7 +80,7 @@ def find_by_handle(registry: SessionRegistry, handle: str) -> SessionRecord | No
     return next((item.record for item in registry.records() if session_hash(item.record.session_id) == handle), None)
 
 
-def close_sessions(session_ids: Sequence[str], reason: str) -> dict[str, bool]:
+def close_sessions(session_ids: Sequence[str], reason: CloseReason) -> dict[str, bool]:
     """Close each session through the one close path; id -> whether anybody knew it."""
 
     async def close_all() -> dict[str, bool]:

@@ -17,11 +17,15 @@ in the node process, so tests read it back through other tool calls.
   call's stream) and answers with their names, comma-separated.
 - `flood(count, size)`: sends `count` log messages of `size` characters on the
   standalone stream, 2 ms apart, then answers "flooded".
+- `log(text, traceback)`: writes `text` at WARNING on the node's Python logger
+  `tests.probe_server` (its own log, not an MCP log message), with the
+  traceback of a caught ValueError if `traceback` is true; answers "logged".
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from mcp.server import Server, ServerRequestContext
@@ -39,7 +43,14 @@ from mcp.types import (
 
 KEY_SCHEMA = {"type": "object", "properties": {"key": {"type": "string"}}, "required": ["key"]}
 NO_ARGUMENTS = {"type": "object", "properties": {}}
+LOG_SCHEMA = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}, "traceback": {"type": "boolean"}},
+    "required": ["text"],
+}
 FLOOD_SCHEMA = {"type": "object", "properties": {"count": {"type": "integer"}, "size": {"type": "integer"}}}
+
+logger = logging.getLogger(__name__)
 
 _releases: dict[str, asyncio.Event] = {}
 _cancelled: set[str] = set()
@@ -66,6 +77,7 @@ async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestPar
             Tool(name="tick", description="Report progress once, then answer.", input_schema=NO_ARGUMENTS),
             Tool(name="roots", description="Ask the client for its roots.", input_schema=NO_ARGUMENTS),
             Tool(name="flood", description="Send many large log messages.", input_schema=FLOOD_SCHEMA),
+            Tool(name="log", description="Write text to the node's log.", input_schema=LOG_SCHEMA),
         ]
     )
 
@@ -107,6 +119,15 @@ async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParam
             # As a real source would, between events: the stream's writer takes each one out.
             await asyncio.sleep(0.002)
         return _text("flooded")
+    if params.name == "log":
+        arguments = params.arguments or {}
+        try:
+            if arguments.get("traceback"):
+                raise ValueError("raised to be logged")
+            logger.warning("%s", arguments.get("text", ""))
+        except ValueError:
+            logger.exception("%s", arguments.get("text", ""))
+        return _text("logged")
     if params.name == "announce":
         await ctx.session.send_tool_list_changed()
         return _text("announced")

@@ -17,6 +17,7 @@ from pytest_django import Settings
 
 from sessions_app.cluster.registry import SessionRecord, SessionRegistry
 from sessions_app.cluster.routing import session_hash, short_id
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.session import CLOSE_MESSAGE
 from tests.session_records import fresh_registry, record, unreachable_registry
 
@@ -222,7 +223,7 @@ def test_close_ends_the_session_through_its_owner_and_deletes_the_record(
     assert registry.get(session.session_id) is None
     assert "No MCP sessions." in response.content.decode()
     # The owner's channel got the close message of the one close path.
-    assert receive(channel) == {"type": CLOSE_MESSAGE, "reason": "closed from the admin"}
+    assert receive(channel) == {"type": CLOSE_MESSAGE, "reason": CloseReason.OPERATOR}
 
 
 def test_close_deletes_the_record_of_a_session_held_nowhere(staff_client: Client, registry: SessionRegistry) -> None:

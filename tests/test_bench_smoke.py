@@ -187,5 +187,5 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     for fact in ("Python", "Cores", "mcp", "daphne", "uvicorn"):
         assert f"| {fact}" in machine
     not_yet = section(report, "What this slice does not measure yet")
-    for number in range(1, 12):
+    for number in range(1, 13):
         assert f"Scenario {number}:" not in not_yet

@@ -18,6 +18,7 @@ from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
 from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.manager import SessionManager
 from sessions_app.session.session import STANDALONE_STREAM, McpSession, RequestInfo
 
@@ -59,7 +60,7 @@ def local_node(settings: McpSettings) -> ClusterNode:
 async def manager() -> AsyncIterator[SessionManager]:
     manager = SessionManager(SETTINGS, local_node(SETTINGS))
     yield manager
-    await manager.close_all("test over")
+    await manager.close_all(CloseReason.SHUTDOWN)
     await manager.node.stop()
 
 
@@ -68,7 +69,7 @@ async def reaping_manager() -> AsyncIterator[SessionManager]:
     settings = dataclasses.replace(SETTINGS, session_idle_timeout=IDLE_TIMEOUT)
     manager = SessionManager(settings, local_node(settings))
     yield manager
-    await manager.close_all("test over")
+    await manager.close_all(CloseReason.SHUTDOWN)
     await manager.node.stop()
 
 
@@ -154,7 +155,7 @@ async def test_the_cap_refuses_new_sessions_with_retry_after(manager: SessionMan
 
 async def test_closing_a_session_makes_room_under_the_cap(manager: SessionManager) -> None:
     held = [await manager.create() for _ in range(manager.settings.max_sessions)]
-    await manager.close(held[0].id, "make room")
+    await manager.close(held[0].id, CloseReason.OPERATOR)
 
     replacement = await manager.create()
 
@@ -170,7 +171,7 @@ async def test_close_forgets_the_session_and_frees_what_it_held(manager: Session
     assert session.streams
     assert len(session.log) > 0
 
-    assert await manager.close(session.id, "test") is True
+    assert await manager.close(session.id, CloseReason.OPERATOR) is True
 
     assert manager.get(session.id) is None
     assert len(manager) == 0
@@ -185,7 +186,7 @@ async def test_close_leaves_other_sessions_alone(manager: SessionManager) -> Non
     closing = await manager.create()
     staying = await manager.create()
 
-    await manager.close(closing.id, "test")
+    await manager.close(closing.id, CloseReason.OPERATOR)
 
     assert manager.get(staying.id) is staying
     assert len(session_tasks(staying)) == 1
@@ -195,18 +196,20 @@ async def test_close_leaves_other_sessions_alone(manager: SessionManager) -> Non
 async def test_close_is_idempotent(manager: SessionManager) -> None:
     session = await manager.create()
 
-    assert await manager.close(session.id, "first") is True
-    assert await manager.close(session.id, "second") is False
+    assert await manager.close(session.id, CloseReason.OPERATOR) is True
+    assert await manager.close(session.id, CloseReason.OPERATOR) is False
 
 
 async def test_close_of_an_unknown_id_returns_false(manager: SessionManager) -> None:
-    assert await manager.close("no-such-session", "test") is False
+    assert await manager.close("no-such-session", CloseReason.OPERATOR) is False
 
 
 async def test_concurrent_closes_free_the_session_once(manager: SessionManager) -> None:
     session = await manager.create()
 
-    first, second = await asyncio.gather(manager.close(session.id, "one"), manager.close(session.id, "two"))
+    first, second = await asyncio.gather(
+        manager.close(session.id, CloseReason.OPERATOR), manager.close(session.id, CloseReason.OPERATOR)
+    )
 
     assert (first, second) == (True, False)
     assert session_tasks(session) == []
@@ -215,7 +218,7 @@ async def test_concurrent_closes_free_the_session_once(manager: SessionManager) 
 async def test_close_takes_the_session_out_of_the_table_before_it_winds_down(manager: SessionManager) -> None:
     session = await manager.create()
 
-    closing = asyncio.create_task(manager.close(session.id, "test"))
+    closing = asyncio.create_task(manager.close(session.id, CloseReason.OPERATOR))
     await asyncio.sleep(0)  # let close run up to its first await
 
     assert manager.get(session.id) is None
@@ -227,7 +230,7 @@ async def test_close_ends_an_open_standalone_stream_with_a_retry_hint(manager: S
     connection = session.open_standalone_stream()
     assert connection is not None
 
-    await manager.close(session.id, "test")
+    await manager.close(session.id, CloseReason.OPERATOR)
 
     assert not connection.open
     async with asyncio.timeout(PATIENCE):
@@ -238,7 +241,7 @@ async def test_close_ends_an_open_standalone_stream_with_a_retry_hint(manager: S
 async def test_close_all_closes_every_session(manager: SessionManager) -> None:
     sessions = [await manager.create() for _ in range(3)]
 
-    await manager.close_all("shutdown")
+    await manager.close_all(CloseReason.SHUTDOWN)
 
     assert len(manager) == 0
     assert all(session.closed for session in sessions)
@@ -302,7 +305,7 @@ async def test_a_local_close_that_raises_still_removes_the_record(
 
     # The one stand-in in this file: nothing real makes a session's stop fail on demand.
     monkeypatch.setattr(session, "stop", stop_that_fails)
-    assert await manager.close(session.id, "test") is True
+    assert await manager.close(session.id, CloseReason.OPERATOR) is True
 
     assert manager.get(session.id) is None
     assert await manager.node.writer.settled(session.id, within=PATIENCE)
@@ -323,6 +326,6 @@ async def test_closing_a_session_held_nowhere_deletes_its_record(manager: Sessio
         )
     )
 
-    assert await manager.close("ghost", "test") is True
+    assert await manager.close("ghost", CloseReason.OPERATOR) is True
     assert registry.get("ghost") is None
-    assert await manager.close("ghost", "test") is False
+    assert await manager.close("ghost", CloseReason.OPERATOR) is False

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from sessions_app import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +63,18 @@ class Change:
     uri: str | None = None
     list_changed: bool = False
     resync: bool = False
+    # When it was published (epoch seconds; 0: not known), for the delivery lag metric.
+    # Nodes' clocks are assumed in step (NTP): the lag is only as good as they are.
+    published_at: float = 0.0
 
     def to_message(self) -> dict[str, Any]:
-        return {"type": MESSAGE_TYPE, "uri": self.uri, "list_changed": self.list_changed, "resync": self.resync}
+        return {
+            "type": MESSAGE_TYPE,
+            "uri": self.uri,
+            "list_changed": self.list_changed,
+            "resync": self.resync,
+            "at": self.published_at,
+        }
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Change:
@@ -71,6 +83,7 @@ class Change:
             uri=str(uri) if uri is not None else None,
             list_changed=bool(message.get("list_changed")),
             resync=bool(message.get("resync")),
+            published_at=_seconds(message.get("at")),
         )
 
 
@@ -84,9 +97,11 @@ async def publish(change: Change) -> None:
         return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PUBLISH_PATIENCE
+    change = replace(change, published_at=time.time())
     while True:
         try:
             await layer.group_send(GROUP, change.to_message())
+            metrics.notifications_published.labels("ok").inc()
             await change_feed().pay_resync(layer)
             return
         except Exception as exc:
@@ -95,6 +110,7 @@ async def publish(change: Change) -> None:
                 logger.warning(
                     "Could not publish %s (%s): a resync follows once the channel layer answers", change, exc
                 )
+                metrics.notifications_published.labels("failed").inc()
                 await change_feed().missed(change)
                 return
         await asyncio.sleep(PUBLISH_RETRY_DELAY)
@@ -208,7 +224,12 @@ class ChangeFeed:
         else:
             earlier = self._pending.pop(change.uri, None)
             if earlier is not None:
-                change = Change(uri=change.uri, list_changed=change.list_changed or earlier.list_changed)
+                # Waiting since the earlier one: the lag is counted from it.
+                change = Change(
+                    uri=change.uri,
+                    list_changed=change.list_changed or earlier.list_changed,
+                    published_at=earlier.published_at or change.published_at,
+                )
             self._pending[change.uri] = change
         self._has_pending.set()
 
@@ -221,6 +242,9 @@ class ChangeFeed:
                 await self._deliver(self._pending.pop(key))
 
     async def _deliver(self, change: Change) -> None:
+        metrics.notifications_delivered.inc()
+        if change.published_at:
+            metrics.notification_lag.observe(max(time.time() - change.published_at, 0.0))
         for listener in list(self._listeners):
             try:
                 await listener(change)
@@ -263,6 +287,10 @@ def _this_life() -> str:
     node = this_node()
     node.start()
     return f"{node.node_id} {node.boot_id}"
+
+
+def _seconds(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def _text(value: bytes | str) -> str:

@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from sessions_app import metrics
 from sessions_app.cluster.node import this_node
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
 from sessions_app.cluster.routing import MissKind, classify_miss, session_hash
@@ -130,6 +131,8 @@ def forget_owner(session_id: str) -> None:
 
 
 def log_miss(miss: Miss, outcome: str) -> None:
+    """Log and count `miss`: once per request that missed, whatever came of it."""
+    metrics.session_misses.labels(miss.kind.value).inc()
     node = this_node()
     owner = miss.record.node_id if miss.record is not None else ""
     fields = {"miss": miss.kind.value, "node": node.node_id, "owner": owner, "session": session_hash(miss.session_id)}

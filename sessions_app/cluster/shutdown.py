@@ -29,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from sessions_app.cluster.change_feed import change_feed
+from sessions_app.session.close_reason import CloseReason
 
 if TYPE_CHECKING:
     from sessions_app.session.manager import SessionManager
@@ -84,7 +85,7 @@ async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], Non
             if await manager.can_hand_off():
                 await manager.hand_off(within=time_left() - HANDOFF_RESERVE)
             else:
-                await manager.close_all("node shutting down")
+                await manager.close_all(CloseReason.SHUTDOWN)
             await change_feed().leave()
             if not await node.writer.drain(within=time_left()):
                 logger.warning("Shutdown: %d registry writes could not be made", node.writer.backlog)

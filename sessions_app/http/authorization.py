@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from sessions_app import metrics
 from sessions_app.auth.principal import Principal
 from sessions_app.auth.resource import AuthFailure, resource_server
 from sessions_app.auth.scopes import scope_needed
@@ -43,5 +44,6 @@ async def authorize(principal: Principal | None, message: Mapping[str, Any] | No
 
 
 def _refusal(failure: AuthFailure) -> AuthorizationFailed:
+    metrics.authorization_failures.labels(failure.error or "missing_token").inc()
     challenge = resource_server().www_authenticate(failure)
     return AuthorizationFailed(failure.description, status=failure.status, challenge=challenge)

@@ -13,7 +13,7 @@ from typing import Any
 from mcp.types import INTERNAL_ERROR
 
 from sessions_app.conf import McpSettings, mcp_settings
-from sessions_app.http import wire
+from sessions_app.http import log_context, wire
 from sessions_app.http.authorization import authenticate, authorize
 from sessions_app.http.eras import Era, era_of
 from sessions_app.http.exceptions import MethodNotAllowed, TransportError
@@ -56,6 +56,7 @@ async def _redirected_to_https(writer: ResponseWriter, request: McpRequest) -> b
     return True
 
 
+@log_context.request_scope
 async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, settings: McpSettings) -> None:
     try:
         require_trusted_caller(request, settings)
@@ -70,7 +71,9 @@ async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, setti
             require_post_headers(request, json_only=settings.json_response)
             message = parse_message_object(body)
         await authorize(principal, message)
-        if era_of(request.method, request.headers, message) is Era.STATELESS:
+        era = era_of(request.method, request.headers, message)
+        log_context.describe(era, request.session_id, message)
+        if era is Era.STATELESS:
             assert message is not None
             await serve_stateless(writer, request, message, settings)
         else:

@@ -19,6 +19,7 @@ from mcp.types import JSONRPCNotification, JSONRPCRequest, jsonrpc_message_adapt
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from sessions_app import metrics
 from sessions_app.cluster.misroute import Miss, locate_miss, log_miss
 from sessions_app.cluster.routing import MissKind, session_hash
 from sessions_app.conf import McpSettings
@@ -33,6 +34,7 @@ from sessions_app.http.exceptions import (
 from sessions_app.http.request import McpRequest, client_of, require_session_id_syntax, require_sse_accept
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.writer import ResponseWriter, send_json, send_sse
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.event_log import EventsLost, UnknownCursor, parse_event_id
 from sessions_app.session.manager import session_manager
 from sessions_app.session.session import McpSession, RequestInfo, Stream
@@ -145,7 +147,7 @@ async def _get(writer: ResponseWriter, request: McpRequest, settings: McpSetting
 
 async def _delete(writer: ResponseWriter, request: McpRequest) -> None:
     session = await _local_session(request)
-    await session_manager().close(session.id, "client DELETE")
+    await session_manager().close(session.id, CloseReason.DELETE)
     await send_json(writer, 204, b"")
 
 
@@ -248,10 +250,19 @@ async def _serve_miss(
     log_miss(miss, "404")
     # Closing cleans the registry whatever happens locally: a DELETE for a
     # session whose owner is gone still removes its record.
-    if request.method == "DELETE" and await session_manager().close(session_id, "client DELETE"):
+    if request.method == "DELETE" and await session_manager().close(session_id, CloseReason.DELETE):
         await send_json(writer, 204, b"")
         return False
     raise SessionNotFound(SESSION_NOT_FOUND)
+
+
+RELAY_OUTCOME_LABELS = {
+    relay.Outcome.RELAYED: "relayed",
+    relay.Outcome.CLIENT_LEFT: "relayed",
+    relay.Outcome.OWNER_GONE: "owner_gone",
+    relay.Outcome.LOST_IN_FLIGHT: "owner_gone",
+    relay.Outcome.UNAVAILABLE: "unavailable",
+}
 
 
 async def _relay(
@@ -261,6 +272,7 @@ async def _relay(
     if not settings.relay or miss.record is None:
         return None
     outcome = await relay.forward(writer, request, body, miss.record)
+    metrics.relays.labels(RELAY_OUTCOME_LABELS[outcome]).inc()
     if outcome in (relay.Outcome.RELAYED, relay.Outcome.CLIENT_LEFT):
         log_miss(miss, outcome.value)
     return outcome

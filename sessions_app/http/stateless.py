@@ -12,6 +12,7 @@ cancels the handler: in this era that is how a client cancels.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
+from sessions_app import metrics
 from sessions_app.conf import McpSettings
 from sessions_app.http import wire
 from sessions_app.http.exceptions import BadRequest, NotAcceptable
@@ -132,6 +134,7 @@ async def serve_stateless(
     connection = Connection.from_envelope(verdict.protocol_version, verdict.client_info, verdict.client_capabilities)
 
     async def answer() -> tuple[JSONRPCResponse | JSONRPCError, bytes]:
+        started = time.perf_counter()
         try:
             result = await serve_one(
                 host.server,
@@ -147,6 +150,8 @@ async def serve_stateless(
             raise
         except Exception as exc:
             reply = JSONRPCError(jsonrpc="2.0", id=message.id, error=modern_error_data(exc))
+        failed = isinstance(reply, JSONRPCError)
+        metrics.observe_operation(message.method, "stateless", failed=failed, seconds=time.perf_counter() - started)
         body = wire.dump_message(reply)
         # On an SSE answer the reply is the stream's last event.
         outbox.finish(wire.sse_frame(body))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from sessions_app import metrics
 from sessions_app.http import wire
 from sessions_app.http.exceptions import TransportError
 from sessions_app.http.sse import SseConnection
@@ -41,6 +42,7 @@ async def send_json(writer: ResponseWriter, status: int, body: bytes, headers: d
 
 async def send_error(writer: ResponseWriter, error: TransportError) -> None:
     """The one mapping from a refusal to its answer: the error's status, headers and JSON-RPC body."""
+    metrics.count_refusal(error.status)
     await send_json(writer, error.status, wire.error_body(error), error.headers)
 
 
@@ -58,6 +60,16 @@ async def send_sse(
     have passed, so that a quick answer leaves in one write with its head
     (see sse.POST_STREAM_HOLD). The last write carries the end of the body.
     """
+    metrics.sse_streams_open.inc()
+    try:
+        return await _stream(writer, connection, keepalive, headers, hold)
+    finally:
+        metrics.sse_streams_open.dec()
+
+
+async def _stream(
+    writer: ResponseWriter, connection: SseConnection, keepalive: float, headers: dict[str, str] | None, hold: float
+) -> bool:
     writer.on_disconnect(connection.abort)
     if hold:
         await connection.wait_for_end(hold)

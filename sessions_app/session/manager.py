@@ -28,6 +28,7 @@ from channels.layers import get_channel_layer
 from mcp.shared.message import SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCRequest
 
+from sessions_app import metrics
 from sessions_app.cluster.node import ClusterNode, this_node
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord
 from sessions_app.cluster.routing import new_session_id, short_id
@@ -37,6 +38,7 @@ from sessions_app.http.exceptions import NodeFull
 from sessions_app.http.wire import retry_frame
 from sessions_app.session.admission import ClientQuota
 from sessions_app.session.adoption import AdoptionFailed, restore
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.hosted_server import HostedServer, hosted_server
 from sessions_app.session.session import CLOSE_MESSAGE, McpSession, RequestInfo
 
@@ -109,6 +111,7 @@ class SessionManager:
         self._sessions[session.id] = session
         session.start()
         self._ensure_reaper()
+        metrics.sessions_opened.inc()
         return session
 
     async def find(self, session_id: str) -> McpSession | None:
@@ -197,10 +200,11 @@ class SessionManager:
                 "Adopting MCP session %s failed (%s); it ends", short_id(record.session_id), exc or "timeout"
             )
             session.published = True  # the claim wrote its record: the close deletes it
-            await self.close(session.id, "adoption failed")
+            await self.close(session.id, CloseReason.ADOPTION_FAILED)
             return None
         session.published = True
         session.on_state_change = self._state_changed
+        metrics.adoptions.inc()
         logger.warning(
             "Adopted MCP session %s from node %s (boot %s) on node %s",
             short_id(record.session_id),
@@ -229,10 +233,10 @@ class SessionManager:
                 await session.deliver(SessionMessage(message, session.request_metadata(info, stream)))
                 reply = await stream.response
             except BaseException:
-                await self.close(session.id, "initialize did not complete")
+                await self.close(session.id, CloseReason.INITIALIZE_FAILED)
                 raise
         if isinstance(reply, JSONRPCError):
-            await self.close(session.id, "initialize refused")
+            await self.close(session.id, CloseReason.INITIALIZE_FAILED)
             return reply, None
         self.publish(session)
         return reply, session.id
@@ -279,13 +283,15 @@ class SessionManager:
             if session.published:
                 self.publish(session)
 
-    async def close(self, session_id: str, reason: str) -> bool:
+    async def close(self, session_id: str, reason: CloseReason) -> bool:
         """End a session wherever it lives. Returns False if nobody knew it."""
         session = self._sessions.pop(session_id, None)
         if session is None:
             return await self._close_elsewhere(session_id, reason)
         self.sessions_per_client.give_back(session.client)
         logger.info("Closing MCP session %s: %s", short_id(session_id), reason)
+        metrics.sessions_closed.labels(reason.label).inc()
+        metrics.session_duration.labels(reason.label).observe(max(time.time() - session.created_at, 0.0))
         try:
             await session.stop(final_frame=retry_frame(self.settings.sse_retry_ms))
         except Exception:
@@ -294,7 +300,7 @@ class SessionManager:
             self.node.writer.remove(session_id)
         return True
 
-    async def _close_elsewhere(self, session_id: str, reason: str) -> bool:
+    async def _close_elsewhere(self, session_id: str, reason: CloseReason) -> bool:
         try:
             record = await self.node.registry.aget(session_id)
         except RegistryUnavailable as exc:
@@ -345,10 +351,10 @@ class SessionManager:
         await _poll_until(lambda: not self.open_streams and not self.relayed_in, deadline)
         logger.warning("Handed off %d MCP sessions for adoption", len(sessions))
 
-    async def close_all(self, reason: str) -> None:
+    async def close_all(self, reason: CloseReason) -> None:
         await asyncio.gather(*(self.close(session_id, reason) for session_id in list(self._sessions)))
 
-    def close_soon(self, session: McpSession, reason: str) -> None:
+    def close_soon(self, session: McpSession, reason: CloseReason) -> None:
         """Close `session` from a task of its own (for callers inside the session)."""
         if self._sessions.get(session.id) is not session:
             return

@@ -26,18 +26,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
+from mcp.shared._context_streams import ContextSendStream, create_context_streams
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
+from sessions_app import metrics
 from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
 from sessions_app.http import wire
 from sessions_app.http.exceptions import SessionNotFound
 from sessions_app.http.sse import SseConnection
+from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.event_log import EventLog, event_id
 from sessions_app.session.hosted_server import HostedServer
 
@@ -83,6 +85,9 @@ class Stream:
     finished: bool = False
     # A request that changes the continuation state, applied once it succeeds.
     change: tuple[str, dict[str, Any]] | None = None
+    # The request it answers, and when it came (perf_counter), for the operation metric.
+    method: str = ""
+    started: float = 0.0
 
     @property
     def request_key(self) -> str | None:
@@ -100,7 +105,7 @@ class McpSession:
     host: HostedServer
     # Asks the session manager to close this session (it schedules the close,
     # so the session's own task never waits on itself).
-    request_close: Callable[[McpSession, str], None]
+    request_close: Callable[[McpSession, CloseReason], None]
     # The channel-layer channel other processes reach this session on ("" without a layer).
     channel_name: str = ""
     created_at: float = field(default_factory=time.time)
@@ -135,8 +140,11 @@ class McpSession:
     last_active: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self._read_send: MemoryObjectSendStream[SessionMessage | Exception]
-        self._read_send, self._read_recv = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+        # Each message carries its sender's context, and the SDK runs its handler in it (as with the
+        # SDK's own transports): the handler's log records name the request that brought the message
+        # (http/log_context.py), not the `initialize` that started the session's task.
+        self._read_send: ContextSendStream[SessionMessage | Exception]
+        self._read_send, self._read_recv = create_context_streams[SessionMessage | Exception](0)
         self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
         self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
@@ -178,7 +186,7 @@ class McpSession:
             if not self.closed:
                 # The server loop ended on its own (crash, or the SDK closed it):
                 # the session is over, and the manager must forget it.
-                self.request_close(self, "server loop ended")
+                self.request_close(self, CloseReason.SERVER_ENDED)
 
     async def stop(self, *, final_frame: bytes | None = None) -> None:
         """Free everything the session holds: its task, its streams, its log.
@@ -212,7 +220,7 @@ class McpSession:
     def live_connections(self) -> int:
         return sum(1 for stream in self.streams.values() if stream.connection is not None)
 
-    def expiry(self, now: float) -> str | None:
+    def expiry(self, now: float) -> CloseReason | None:
         """Why the reaper should close this session now, if it should: three timers, by how it was used.
 
         Nothing runs on a session that has a request in flight or a stream
@@ -225,11 +233,11 @@ class McpSession:
             return None
         quiet = now - self.last_active
         if not self.used and quiet > self.settings.session_unused_timeout:
-            return "unused since initialize"
+            return CloseReason.UNUSED
         if self.dropped and quiet > self.settings.session_abandoned_timeout:
-            return "abandoned: its streams dropped, nothing since"
+            return CloseReason.ABANDONED
         if quiet > self.settings.session_idle_timeout:
-            return "idle timeout"
+            return CloseReason.IDLE
         return None
 
     def touch(self) -> None:
@@ -310,7 +318,7 @@ class McpSession:
         key = str(request.id)
         if key in self._by_request:
             raise KeyError(key)
-        stream = Stream(self._next_stream, request.id)
+        stream = Stream(self._next_stream, request.id, method=request.method, started=time.perf_counter())
         self._next_stream += 1
         if request.method in CONTINUATION_METHODS:
             stream.change = (request.method, dict(request.params or {}))
@@ -356,6 +364,7 @@ class McpSession:
             stream.connection = connection
             if stream_number == STANDALONE_STREAM:
                 self._pay_owed_updates()
+        metrics.replays.inc()
         return connection
 
     def _pay_owed_updates(self) -> None:
@@ -426,7 +435,7 @@ class McpSession:
             delay = 0.0
             kind = message.get("type")
             if kind == CLOSE_MESSAGE:
-                self.request_close(self, str(message.get("reason", "closed through the channel layer"))[:200])
+                self.request_close(self, CloseReason.from_message(message.get("reason")))
             else:
                 logger.warning("MCP session %s ignored a channel message of type %r", short_id(self.id), kind)
 
@@ -463,6 +472,11 @@ class McpSession:
     def _finish(self, stream: Stream, answer: JSONRPCMessage) -> None:
         """The request is answered: its id is free again; its stream stays resumable for a while."""
         stream.finished = True
+        if stream.started:
+            failed = not isinstance(answer, JSONRPCResponse)
+            metrics.observe_operation(
+                stream.method, "handshake", failed=failed, seconds=time.perf_counter() - stream.started
+            )
         if stream.change is not None and isinstance(answer, JSONRPCResponse):
             self._apply_change(*stream.change)
         self._by_request.pop(stream.request_key or "", None)

@@ -9,12 +9,15 @@ version, and a JSON serializer so operators can read them with redis-cli.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
+
+from sessions_app import metrics
 
 from .base import (
     NODE_KEY_PREFIX,
@@ -61,14 +64,19 @@ class RedisSessionRegistry(SessionRegistry):
         # Looked up per call: Django hands each thread its own cache object.
         return caches[self.cache_alias]
 
-    def _call(self, operation: Callable[[], T]) -> T:
+    def _call(self, name: str, operation: Callable[[], T]) -> T:
+        """Run `operation` against Redis, timed and counted as `name` (sessions_app/metrics.py)."""
+        started = time.perf_counter()
         try:
             return operation()
         except (RedisError, ConnectionInterrupted, OSError) as exc:
+            metrics.registry_errors.labels(name).inc()
             raise RegistryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            metrics.registry_duration.labels(name).observe(time.perf_counter() - started)
 
     def add(self, record: SessionRecord) -> None:
-        self._call(lambda: self._cache.set(session_key(record.session_id), record.to_dict(), self.session_ttl))
+        self._call("add", lambda: self._cache.set(session_key(record.session_id), record.to_dict(), self.session_ttl))
 
     def claim(self, record: SessionRecord, previous_node: str, previous_boot: str) -> bool:
         key = session_key(record.session_id)
@@ -78,13 +86,13 @@ class RedisSessionRegistry(SessionRegistry):
             client = self._cache.client.get_client(write=True)
             return bool(client.eval(CLAIM_SCRIPT, 1, key, previous_node, previous_boot, value, int(self.session_ttl)))
 
-        return self._call(swap)
+        return self._call("claim", swap)
 
     def remove(self, session_id: str) -> None:
-        self._call(lambda: self._cache.delete(session_key(session_id)))
+        self._call("remove", lambda: self._cache.delete(session_key(session_id)))
 
     def get(self, session_id: str) -> SessionRecord | None:
-        data = self._call(lambda: self._cache.get(session_key(session_id)))
+        data = self._call("get", lambda: self._cache.get(session_key(session_id)))
         return SessionRecord.from_dict(data) if isinstance(data, dict) else None
 
     def records(self) -> list[ListedRecord]:
@@ -102,7 +110,7 @@ class RedisSessionRegistry(SessionRegistry):
                 if isinstance(value, dict)
             ]
 
-        return self._call(read)
+        return self._call("records", read)
 
     def heartbeat(self, node_id: str, boot_id: str) -> bool:
         def beat() -> bool:
@@ -110,14 +118,14 @@ class RedisSessionRegistry(SessionRegistry):
             self._cache.set(node_key(node_id), boot_id, self.node_ttl)
             return was_there
 
-        return self._call(beat)
+        return self._call("heartbeat", beat)
 
     def forget_node(self, node_id: str, boot_id: str) -> None:
         def forget() -> None:
             if self._cache.get(node_key(node_id)) == boot_id:
                 self._cache.delete(node_key(node_id))
 
-        self._call(forget)
+        self._call("forget_node", forget)
 
     def live_nodes(self) -> dict[str, str]:
         def read() -> dict[str, str]:
@@ -125,10 +133,10 @@ class RedisSessionRegistry(SessionRegistry):
             values = cache.get_many(list(cache.iter_keys(f"{NODE_KEY_PREFIX}*")))
             return {key.removeprefix(NODE_KEY_PREFIX): str(boot) for key, boot in values.items()}
 
-        return self._call(read)
+        return self._call("live_nodes", read)
 
     def node_boot_id(self, node_id: str) -> str | None:
-        boot = self._call(lambda: self._cache.get(node_key(node_id)))
+        boot = self._call("node_boot_id", lambda: self._cache.get(node_key(node_id)))
         return None if boot is None else str(boot)
 
 

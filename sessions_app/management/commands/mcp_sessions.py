@@ -16,8 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from sessions_app.cluster.registry import RegistryUnavailable, session_registry
 from sessions_app.cluster.routing import short_id
 from sessions_app.operations import close_sessions, reap_dead_owners, session_rows
-
-CLOSE_REASON = "closed with manage.py mcp_sessions"
+from sessions_app.session.close_reason import CloseReason
 
 
 class Command(BaseCommand):
@@ -80,7 +79,7 @@ class Command(BaseCommand):
         registry = session_registry()
         for session_id in session_ids:
             registry.get(session_id)
-        for session_id, known in close_sessions(session_ids, CLOSE_REASON).items():
+        for session_id, known in close_sessions(session_ids, CloseReason.OPERATOR).items():
             if known:
                 self.stdout.write(f"closed {short_id(session_id)}")
             else:
