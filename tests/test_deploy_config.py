@@ -1,11 +1,14 @@
-"""The deployment files: generated Traefik configuration, Docker Compose, the Dockerfile, production settings.
+"""The deployment files: generated Traefik and Prometheus configuration, Docker Compose, Grafana, the Dockerfile.
 
 Docker cannot run here, so what can be checked without it is: the committed
-Traefik files are exactly what deploy/traefik_config.py makes; local and
-production route alike; the real Traefik binary accepts the production
-configuration (it refuses unknown options); the Compose file mounts those
-files and wires every node the same way; and Django's deploy checks pass with
-the environment Compose gives a node.
+Traefik and Prometheus files are exactly what deploy/traefik_config.py and
+deploy/prometheus_config.py make; local and production route alike; the real
+Traefik binary accepts the production configuration (it refuses unknown
+options) and serves its metrics on the internal entrypoint only; Prometheus
+scrapes the nodes Traefik balances; the Compose file mounts those files,
+provisions Grafana with the dashboard and wires every node the same way; and
+Django's deploy checks pass with the environment Compose gives a node.
+(promtool's checks are in tests/test_prometheus_rules.py.)
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from deploy import prometheus_config, traefik_config
 from sessions_app.cluster.routing import default_route, new_session_id
 from tests.conftest import StartNode
 from tests.nodes import LOOPBACK, free_port
+from tests.promql import DASHBOARD_FILE, dashboard_queries, load_dashboard, panels
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -328,11 +332,16 @@ def load_compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE_FILE.read_text()))
 
 
-def test_compose_runs_traefik_three_nodes_redis_and_postgres() -> None:
+def test_compose_runs_traefik_three_nodes_redis_postgres_prometheus_and_grafana() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"traefik", "migrate", *NODES, "redis", "postgres"}
-    # Only Traefik is reachable from outside.
-    assert [name for name, service in services.items() if "ports" in service] == ["traefik"]
+    assert set(services) == {"traefik", "migrate", *NODES, "redis", "postgres", "prometheus", "grafana"}
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    # Only Traefik is reachable from outside; Prometheus and Grafana from the host's loopback only.
+    assert published == {
+        "traefik": ["80:80", "443:443"],
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "grafana": ["127.0.0.1:3000:3000"],
+    }
 
 
 def test_compose_mounts_the_generated_production_configuration() -> None:
@@ -361,7 +370,10 @@ def test_compose_nodes_are_the_servers_traefik_balances() -> None:
         assert "MCP_NODE_ROUTE" not in environment
         # Health checks carry Host: <service name>:8000.
         assert environment["DJANGO_ALLOWED_HOSTS"].split(",")[-1] == name
-        assert services[name]["expose"] == ["8000"]
+        # Requests from Traefik, metrics for Prometheus; neither published.
+        assert services[name]["expose"] == ["8000", str(prometheus_config.PRODUCTION_METRICS_PORT)]
+        assert environment["MCP_METRICS_PORT"] == str(prometheus_config.PRODUCTION_METRICS_PORT)
+        assert environment["MCP_METRICS_HOST"] == "0.0.0.0"
         # Docker waits longer than the node's own drain.
         assert parse_seconds(services[name]["stop_grace_period"]) > 10
     # Every node gets the same settings but for its name.
@@ -371,6 +383,83 @@ def test_compose_nodes_are_the_servers_traefik_balances() -> None:
     lifecycle = traefik_config.PRODUCTION.lifecycle
     grace = parse_seconds(lifecycle.request_accept_grace) + parse_seconds(lifecycle.grace)
     assert parse_seconds(services["traefik"]["stop_grace_period"]) > grace
+
+
+def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (relative to deploy/) of a service's bind mounts."""
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = source
+    return mounts
+
+
+def test_compose_prometheus_runs_the_generated_configuration_and_the_rules() -> None:
+    prometheus = load_compose()["services"]["prometheus"]
+    mounts = volume_mounts(prometheus)
+    assert (DEPLOY / mounts["/etc/prometheus/prometheus.yml"]).resolve() == prometheus_config.PRODUCTION_FILE
+    assert (DEPLOY / mounts["/etc/prometheus/alerts.yml"]).resolve() == prometheus_config.ALERTS_FILE
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # It scrapes the Compose services by name: the nodes and Traefik's internal entrypoint.
+    services = load_compose()["services"]
+    for target in [*prometheus_config.PRODUCTION.node_targets().values(), prometheus_config.PRODUCTION.traefik_target]:
+        host, _, port = target.partition(":")
+        assert host in services
+        if host == "traefik":
+            assert traefik_config.PRODUCTION.metrics_address == f":{port}"
+        else:
+            assert services[host]["environment"]["MCP_METRICS_PORT"] == port
+    # The image is the Prometheus whose promtool checked the files (tests/test_prometheus_rules.py).
+    version = subprocess.run(["prometheus", "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"version (\d+\.\d+\.\d+)", version)
+    assert found is not None, version
+    assert prometheus["image"] == f"prom/prometheus:v{found.group(1)}"
+
+
+def test_compose_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    services = load_compose()["services"]
+    grafana = services["grafana"]
+    mounts = volume_mounts(grafana)
+    provisioning = (DEPLOY / mounts["/etc/grafana/provisioning"]).resolve()
+    assert provisioning == DEPLOY / "grafana" / "provisioning"
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in services
+    # $__rate_interval needs the scrape interval.
+    assert datasource["jsonData"]["timeInterval"] == prometheus_config.PRODUCTION.scrape_interval
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "mcp.yml").read_text())["providers"]
+    dashboards = (DEPLOY / mounts[provider["options"]["path"]]).resolve()
+    assert dashboards == DASHBOARD_FILE.parent
+    # Every panel and every query names the provisioned data source by its uid.
+    dashboard = load_dashboard()
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], panel["title"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert "GRAFANA_ADMIN_PASSWORD" in example_variables()
+
+
+def test_the_dashboard_has_the_panels_operators_need() -> None:
+    queries = "\n".join(expr for _title, expr in dashboard_queries())
+    for metric in (
+        "mcp_sessions_open",
+        "mcp_server_operation_duration_seconds_bucket",
+        "mcp_session_misses_total",
+        "mcp_relays_total",
+        "mcp_adoptions_total",
+        "mcp_notification_lag_seconds_bucket",
+        "traefik_service_server_up",
+        "traefik_router_requests_total",
+    ):
+        assert metric in queries, metric
+    titles = [panel["title"] for panel in panels(load_dashboard())]
+    assert len(titles) == len(set(titles))
 
 
 def parse_seconds(duration: str) -> float:
