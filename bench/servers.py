@@ -189,6 +189,24 @@ def our_node(
     return ServerProcess(label, argv, env, log_dir / f"{label}-{port}.log", port)
 
 
+def floor(log_dir: Path, *, json_response: bool) -> ServerProcess:
+    """The floor of our stack: a bare consumer answering fixed bytes under our server (bench/floor_app.py)."""
+    port = free_port()
+    env = node_env(BENCH_FLOOR_SSE="0" if json_response else "1")
+    argv = [*node_command(LOOPBACK, port, "-v", "0")[:-1], "bench.floor_app:application"]
+    mode = "json" if json_response else "sse"
+    return ServerProcess(f"floor-{mode}", argv, env, log_dir / f"floor-{mode}-{port}.log", port)
+
+
+def reference_under_daphne(log_dir: Path, *, json_response: bool) -> ServerProcess:
+    """The reference application under our production server (bench/reference_daphne.py)."""
+    port = free_port()
+    env = node_env(BENCH_REFERENCE_JSON="1" if json_response else "0")
+    argv = [*node_command(LOOPBACK, port, "-v", "0")[:-1], "bench.reference_daphne:application"]
+    mode = "json" if json_response else "sse"
+    return ServerProcess(f"reference-daphne-{mode}", argv, env, log_dir / f"reference-daphne-{mode}-{port}.log", port)
+
+
 def reference(log_dir: Path, *, json_response: bool) -> ServerProcess:
     """The SDK's own Streamable HTTP app (bench/reference_app.py) under uvicorn."""
     port = free_port()

@@ -1,8 +1,11 @@
 """Scenarios 1 and 2: tools/call throughput and latency, ours beside the reference, alternating.
 
-For each answer mode (JSON bodies, SSE streams) one node of ours and one
-reference server run side by side; every row is measured in rounds that
-alternate between them, so a noisy neighbour hurts both alike.
+For each answer mode (JSON bodies, SSE streams) four servers run side by
+side: our node; the reference (the SDK's own app) under uvicorn; the floor of
+our stack (bench/floor_app.py: a bare consumer answering fixed bytes under our
+production server); and the reference app under our production server. Every
+row is measured in rounds that take turns between them, the order rotating
+each round, so a noisy neighbour hurts all alike.
 """
 
 from __future__ import annotations
@@ -33,11 +36,31 @@ class Row:
     mode: str  # "json" or "sse"
     concurrency: int
     ours: RunStats
-    reference: RunStats
+    reference: RunStats  # the SDK's app under uvicorn
+    floor: RunStats  # fixed bytes under our server: the most this stack can do
+    reference_daphne: RunStats  # the SDK's app under our server
 
     @property
     def ratio(self) -> float:
-        return self.ours.throughput / self.reference.throughput if self.reference.throughput else 0.0
+        return _ratio(self.ours, self.reference)
+
+    @property
+    def of_floor(self) -> float:
+        return _ratio(self.ours, self.floor)
+
+    @property
+    def floor_ratio(self) -> float:
+        """The floor against the reference on uvicorn: below 1, no application on our stack can reach it."""
+        return _ratio(self.floor, self.reference)
+
+    @property
+    def ratio_same_server(self) -> float:
+        """Ours against the reference app under the same server: application against application."""
+        return _ratio(self.ours, self.reference_daphne)
+
+
+def _ratio(one: RunStats, other: RunStats) -> float:
+    return one.throughput / other.throughput if other.throughput else 0.0
 
 
 class Target:
@@ -68,25 +91,31 @@ async def measure_mode(mode: str, plan: Plan, log_dir: Path) -> list[Row]:
     with (
         servers.our_node(log_dir, json_response=json_response) as ours_process,
         servers.reference(log_dir, json_response=json_response) as reference_process,
+        servers.floor(log_dir, json_response=json_response) as floor_process,
+        servers.reference_under_daphne(log_dir, json_response=json_response) as reference_daphne_process,
     ):
-        ours, reference = Target(ours_process), Target(reference_process)
-        for target in (ours, reference):
+        targets = [
+            Target(process) for process in (ours_process, reference_process, floor_process, reference_daphne_process)
+        ]
+        for target in targets:
             await target.prepare()
             for era in ERAS:
                 await target.run(era, plan.warmup, max(CONCURRENCIES))
         rows = []
         for era in ERAS:
             for concurrency in CONCURRENCIES:
-                our_runs: list[RunStats] = []
-                reference_runs: list[RunStats] = []
+                runs: list[list[RunStats]] = [[] for _ in targets]
                 for round_number in range(plan.rounds):
-                    # Alternate which side goes first, so neither always runs on a warmer machine.
-                    order = (ours, reference) if round_number % 2 == 0 else (reference, ours)
-                    for target in order:
-                        stats = await target.run(era, plan.requests, concurrency)
-                        (our_runs if target is ours else reference_runs).append(stats)
-                rows.append(Row(era, mode, concurrency, RunStats.combine(our_runs), RunStats.combine(reference_runs)))
+                    # Rotate who goes first, so no server always runs on a warmer (or busier) machine.
+                    for index in _rotated(len(targets), round_number):
+                        runs[index].append(await targets[index].run(era, plan.requests, concurrency))
+                ours, reference, floor, reference_daphne = (RunStats.combine(each) for each in runs)
+                rows.append(Row(era, mode, concurrency, ours, reference, floor, reference_daphne))
         return rows
+
+
+def _rotated(count: int, shift: int) -> list[int]:
+    return [(index + shift) % count for index in range(count)]
 
 
 async def measure(plan: Plan, log_dir: Path) -> list[Row]:

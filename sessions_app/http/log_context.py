@@ -44,12 +44,25 @@ T = TypeVar("T")
 
 
 class _Scope:
-    """One request's fields, for as long as it is being served (None before `describe` and after the end)."""
+    """One request, for as long as it is being served (nothing before `describe`, and after the end).
 
-    __slots__ = ("fields",)
+    The fields are worked out when a record first asks for them: most requests log nothing.
+    """
+
+    __slots__ = ("_fields", "described", "ended")
 
     def __init__(self) -> None:
-        self.fields: dict[str, str] | None = None
+        self.described: tuple[Era, str | None, Mapping[str, Any] | None] | None = None
+        self.ended = False
+        self._fields: dict[str, str] | None = None
+
+    @property
+    def fields(self) -> dict[str, str] | None:
+        if self.ended or self.described is None:
+            return None
+        if self._fields is None:
+            self._fields = _fields_of(*self.described)
+        return self._fields
 
 
 _scope: ContextVar[_Scope | None] = ContextVar("mcp_log_scope", default=None)
@@ -65,8 +78,8 @@ def request_scope(serve: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]
         try:
             return await serve(*args, **kwargs)
         finally:
-            # Tasks that copied this context keep the scope object: emptying it ends their share too.
-            scope.fields = None
+            # Tasks that copied this context keep the scope object: ending it ends their share too.
+            scope.ended = True
             _scope.reset(token)
 
     return scoped
@@ -78,6 +91,10 @@ def describe(era: Era, session_id: str | None, message: Mapping[str, Any] | None
     if scope is None:
         # Outside `request_scope` nothing would ever end the fields.
         return
+    scope.described = (era, session_id, message)
+
+
+def _fields_of(era: Era, session_id: str | None, message: Mapping[str, Any] | None) -> dict[str, str]:
     fields = {"era": ERA_NAMES[era]}
     method = message.get("method") if message is not None else None
     if isinstance(method, str):
@@ -87,7 +104,7 @@ def describe(era: Era, session_id: str | None, message: Mapping[str, Any] | None
     trace_id = trace_id_of(message)
     if trace_id is not None:
         fields["trace_id"] = trace_id
-    scope.fields = fields
+    return fields
 
 
 def current() -> dict[str, str] | None:
