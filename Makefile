@@ -26,9 +26,12 @@ run: $(VENV)/.run-deps
 	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo_decisions
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# Three nodes behind a real Traefik on https://127.0.0.1:8443, with Redis; Ctrl-C
-# stops everything. Files and logs go to .cluster/; see docs/deploy.md.
+# Three nodes behind a real Traefik on https://127.0.0.1:8443, with Redis and
+# Prometheus (http://127.0.0.1:9090); Ctrl-C stops everything. Files and logs go
+# to .cluster/; see docs/deploy.md. The script installs redis-server and
+# prometheus with apt when they are missing.
 cluster: $(VENV)/.test-deps
+	sh tests/system_packages.sh
 	$(BIN)/python -m deploy.cluster
 
 lint: $(VENV)/.test-deps

@@ -118,7 +118,7 @@ class ProxyCost:
 async def cluster(log_dir: Path) -> AsyncIterator[Cluster]:
     """deploy/cluster.py's cluster under log_dir/cluster, on free ports, its servers on the server core."""
     ports: list[int] = []
-    while len(ports) < 6:
+    while len(ports) < 10:
         port = servers.free_port()
         if port not in ports:
             ports.append(port)
@@ -128,6 +128,10 @@ async def cluster(log_dir: Path) -> AsyncIterator[Cluster]:
         node_ports=(ports[1], ports[2], ports[3]),
         api_port=ports[4],
         redis_port=ports[5],
+        traefik_metrics_port=ports[6],
+        metrics_ports=(ports[7], ports[8], ports[9]),
+        # No Prometheus: it would take CPU from the server core the figures are about.
+        prometheus_port=None,
         node_env=NODE_ENV,
     )
     started = Cluster(config)
@@ -217,7 +221,8 @@ def plain_http_config(
 
     Everything else (routers, sticky cookie, health checks, timeouts, access
     log) is what deploy/traefik_config.py makes; the entrypoint keeps its name
-    because the routers refer to it. No dashboard: the cluster's has one.
+    because the routers refer to it. No dashboard and no metrics entrypoint:
+    the cluster's Traefik has both.
     With `sticky_port`, a second entrypoint there gets copies of every router
     but the per-node header routers (ADR 8): the routing before them, /mcp by
     the sticky cookie alone, in the same process and to the same services.
@@ -227,6 +232,7 @@ def plain_http_config(
         https_address=f"{servers.LOOPBACK}:{port}",
         dynamic_file=str(directory / "dynamic.yml"),
         api_address=None,
+        metrics_address=None,
         access_log_file=str(directory / "access.log"),
     )
     static = traefik_config.static_config(setup)

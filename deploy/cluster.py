@@ -3,12 +3,16 @@
     python -m deploy.cluster    # what `make cluster` runs; Ctrl-C (or SIGTERM) stops everything
 
 It starts, in order: a private redis-server (unless REDIS_URL is set), the
-migrations (once), nodes node1..node3 on 127.0.0.1:8001-8003, and Traefik on
-https://127.0.0.1:8443 with a throwaway CA. Everything it writes lives under
-.cluster/ (git-ignored): the CA (`ca.pem`), the certificate, the shared
-DJANGO_SECRET_KEY and token signing key, the SQLite database, Traefik's configuration (made by
-deploy/traefik_config.py) and one log per process. Ports are overridable:
-CLUSTER_HTTPS_PORT, CLUSTER_NODE_PORTS (comma-separated), CLUSTER_API_PORT,
+migrations (once), nodes node1..node3 on 127.0.0.1:8001-8003 (their metrics on
+127.0.0.1:9401-9403), Traefik on https://127.0.0.1:8443 with a throwaway CA,
+and Prometheus on http://127.0.0.1:9090, scraping the nodes and Traefik every
+second. Everything it writes lives under .cluster/ (git-ignored): the CA
+(`ca.pem`), the certificate, the shared DJANGO_SECRET_KEY and token signing
+key, the SQLite database, Traefik's and Prometheus's configurations (made by
+deploy/traefik_config.py and deploy/prometheus_config.py), Prometheus's data
+and one log per process. Ports are overridable: CLUSTER_HTTPS_PORT,
+CLUSTER_NODE_PORTS and CLUSTER_METRICS_PORTS (comma-separated),
+CLUSTER_API_PORT, CLUSTER_TRAEFIK_METRICS_PORT, CLUSTER_PROMETHEUS_PORT,
 CLUSTER_REDIS_PORT; so is the state directory, CLUSTER_STATE_DIR. Ctrl-C,
 SIGTERM and SIGHUP (the terminal closing) all stop every child, however
 many times they come. See docs/deploy.md.
@@ -36,13 +40,15 @@ from types import FrameType
 import httpx2 as httpx
 import redis
 
-from deploy import traefik_config
+from deploy import prometheus_config, traefik_config
 from deploy.processes import ClusterError, Service, child_environment, node_command, port_in_use
 from deploy.traefik_config import HealthTiming
 from oauth_app.keys import create_key_file
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+LOCAL_METRICS_PORTS = (9401, 9402, 9403)
+LOCAL_PROMETHEUS_PORT = 9090
 # The names nodes answer to behind the proxy: what clients put in Host.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -64,6 +70,12 @@ class ClusterConfig:
     https_port: int = traefik_config.LOCAL_HTTPS_PORT
     node_ports: tuple[int, ...] = traefik_config.LOCAL_NODE_PORTS
     api_port: int = traefik_config.LOCAL_API_PORT
+    # Traefik's internal `metrics` entrypoint (its /metrics, for Prometheus).
+    traefik_metrics_port: int = traefik_config.LOCAL_METRICS_PORT
+    # Each node's own metrics server (MCP_METRICS_PORT), in the order of node_ports.
+    metrics_ports: tuple[int, ...] = LOCAL_METRICS_PORTS
+    # Prometheus's web UI and API; None runs none (the benchmark: it would take CPU from the nodes).
+    prometheus_port: int | None = LOCAL_PROMETHEUS_PORT
     redis_port: int = 6380
     # An existing Redis to use instead of a private redis-server.
     redis_url: str | None = None
@@ -81,18 +93,24 @@ class ClusterConfig:
                 raise ClusterError(f"{name} must be a port number, not {value!r}")
             return int(value)
 
-        node_ports = cls.node_ports
-        if environ.get("CLUSTER_NODE_PORTS"):
-            parts = [part.strip() for part in environ["CLUSTER_NODE_PORTS"].split(",")]
+        def three_ports(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+            if not environ.get(name):
+                return default
+            parts = [part.strip() for part in environ[name].split(",")]
             if len(parts) != 3 or not all(part.isdigit() for part in parts):
-                raise ClusterError("CLUSTER_NODE_PORTS must be three comma-separated port numbers, e.g. 8001,8002,8003")
-            node_ports = tuple(int(part) for part in parts)
+                example = ",".join(str(number) for number in default)
+                raise ClusterError(f"{name} must be three comma-separated port numbers, e.g. {example}")
+            return tuple(int(part) for part in parts)
+
         state_dir = Path(environ["CLUSTER_STATE_DIR"]) if environ.get("CLUSTER_STATE_DIR") else cls.state_dir
         return cls(
             state_dir=state_dir,
             https_port=port("CLUSTER_HTTPS_PORT", cls.https_port),
-            node_ports=node_ports,
+            node_ports=three_ports("CLUSTER_NODE_PORTS", cls.node_ports),
             api_port=port("CLUSTER_API_PORT", cls.api_port),
+            traefik_metrics_port=port("CLUSTER_TRAEFIK_METRICS_PORT", cls.traefik_metrics_port),
+            metrics_ports=three_ports("CLUSTER_METRICS_PORTS", cls.metrics_ports),
+            prometheus_port=port("CLUSTER_PROMETHEUS_PORT", LOCAL_PROMETHEUS_PORT),
             redis_port=port("CLUSTER_REDIS_PORT", cls.redis_port),
             redis_url=environ.get("REDIS_URL") or None,
         )
@@ -106,6 +124,7 @@ class Cluster:
         self.redis: Service | None = None
         self.nodes: dict[str, Service] = {}
         self.traefik: Service | None = None
+        self.prometheus: Service | None = None
 
     # --- addresses -----------------------------------------------------------
 
@@ -120,6 +139,20 @@ class Cluster:
     @property
     def api_url(self) -> str:
         return f"http://{LOOPBACK}:{self.config.api_port}"
+
+    @property
+    def traefik_metrics_url(self) -> str:
+        """Traefik's own metrics, on its internal entrypoint (not the public one)."""
+        return f"http://{LOOPBACK}:{self.config.traefik_metrics_port}/metrics"
+
+    @property
+    def prometheus_url(self) -> str | None:
+        port = self.config.prometheus_port
+        return None if port is None else f"http://{LOOPBACK}:{port}"
+
+    def node_metrics_url(self, name: str) -> str:
+        """Where the node serves its own metrics (MCP_METRICS_HOST and MCP_METRICS_PORT)."""
+        return f"http://{LOOPBACK}:{self.config.metrics_ports[self.node_names.index(name)]}/metrics"
 
     @property
     def ca_path(self) -> Path:
@@ -145,7 +178,7 @@ class Cluster:
         return ssl.create_default_context(cafile=str(self.ca_path))
 
     def services(self) -> list[Service]:
-        started = [self.redis, *self.nodes.values(), self.traefik]
+        started = [self.redis, *self.nodes.values(), self.traefik, self.prometheus]
         return [service for service in started if service is not None]
 
     # --- starting ------------------------------------------------------------
@@ -180,10 +213,18 @@ class Cluster:
         progress(f"starting traefik on {self.url}")
         self.traefik = self._traefik_service()
         self.traefik.start()
+        if self.prometheus_url is not None:
+            progress(f"starting prometheus on {self.prometheus_url}")
+            self.prometheus = self._prometheus_service()
+            self.prometheus.start()
 
     def _check_ports(self) -> None:
         ports = {"CLUSTER_HTTPS_PORT": [self.config.https_port], "CLUSTER_API_PORT": [self.config.api_port]}
+        ports["CLUSTER_TRAEFIK_METRICS_PORT"] = [self.config.traefik_metrics_port]
         ports["CLUSTER_NODE_PORTS"] = list(self.config.node_ports)
+        ports["CLUSTER_METRICS_PORTS"] = list(self.config.metrics_ports)
+        if self.config.prometheus_port is not None:
+            ports["CLUSTER_PROMETHEUS_PORT"] = [self.config.prometheus_port]
         if self.config.redis_url is None:
             ports["CLUSTER_REDIS_PORT"] = [self.config.redis_port]
         for variable, numbers in ports.items():
@@ -287,12 +328,15 @@ class Cluster:
     def _node_service(self, name: str, port: int, secret_key: str) -> Service:
         argv = node_command(LOOPBACK, port)
         url = f"http://{LOOPBACK}:{port}"
+        # Only the serving node gets a metrics port (not migrate or manage, which would take it).
+        metrics_port = self.config.metrics_ports[self.node_names.index(name)]
+        metrics = {"MCP_METRICS_HOST": LOOPBACK, "MCP_METRICS_PORT": str(metrics_port)}
         return Service(
             name=name,
             argv=argv,
             log_path=self.state_dir / f"{name}.log",
             cwd=REPO,
-            env=child_environment(self.node_environment(name, secret_key)),
+            env=child_environment({**self.node_environment(name, secret_key), **metrics}),
             ready=lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
             address=url,
         )
@@ -302,6 +346,7 @@ class Cluster:
             https_port=self.config.https_port,
             node_ports=self.config.node_ports,
             api_port=self.config.api_port,
+            metrics_port=self.config.traefik_metrics_port,
             state_dir=_relative_to_repo(self.state_dir),
             health=self.config.health,
         )
@@ -318,6 +363,38 @@ class Cluster:
             env=child_environment({}),
             ready=self._traefik_routes_to_every_node,
             address=self.url,
+        )
+
+    def prometheus_setup(self) -> prometheus_config.Setup:
+        return prometheus_config.local_setup(
+            self.traefik_setup(),
+            node_metrics_ports=self.config.metrics_ports,
+            traefik_metrics_port=self.config.traefik_metrics_port,
+        )
+
+    def _prometheus_service(self) -> Service:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise ClusterError("prometheus is not installed (Debian: apt-get install prometheus; make cluster does it)")
+        directory = self.state_dir / "prometheus"
+        config_file = prometheus_config.write(self.prometheus_setup(), directory / "prometheus.yml")
+        url = self.prometheus_url
+        argv = [
+            binary,
+            f"--config.file={config_file}",
+            # Kept across runs, like the CA; a week is plenty for a development cluster.
+            f"--storage.tsdb.path={directory / 'data'}",
+            "--storage.tsdb.retention.time=7d",
+            f"--web.listen-address={LOOPBACK}:{self.config.prometheus_port}",
+        ]
+        return Service(
+            name="prometheus",
+            argv=argv,
+            log_path=self.state_dir / "prometheus.log",
+            cwd=directory,
+            env=child_environment({}),
+            ready=lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200,
+            address=url or "",
         )
 
     def _traefik_routes_to_every_node(self) -> bool:
@@ -351,13 +428,15 @@ class Cluster:
     # --- stopping ---------------------------------------------------------------
 
     def stop(self) -> None:
-        """Nodes first (they drain and delete their records while Redis is up), then Traefik, then Redis."""
+        """Nodes first (they drain and delete their records while Redis is up), then Traefik, Prometheus, Redis."""
         for node in self.nodes.values():
             node.send(signal.SIGTERM)
         for node in self.nodes.values():
             node.wait_or_kill(timeout=30)
         if self.traefik is not None:
             self.traefik.stop(signal.SIGTERM, timeout=10)
+        if self.prometheus is not None:
+            self.prometheus.stop(signal.SIGTERM, timeout=15)
         if self.redis is not None:
             self.redis.stop(signal.SIGTERM, timeout=10)
 
@@ -389,7 +468,8 @@ class Cluster:
                 f"  MCP endpoint    {self.mcp_url}",
                 f"  admin, GraphQL  {self.url}/admin/  {self.url}/graphql",
                 f"  health          {self.url}/healthz  (round robin: the node id changes)",
-                f"  Traefik         {self.api_url}/dashboard/",
+                f"  Traefik         {self.api_url}/dashboard/  (its metrics: {self.traefik_metrics_url})",
+                *self._prometheus_lines(),
                 f"  CA certificate  {ca}  (trust it: curl --cacert {ca}, SSL_CERT_FILE={ca})",
                 f"  Redis           {self.redis_url}",
                 f"  access log      {_relative_to_repo(self.access_log_path)}",
@@ -399,6 +479,15 @@ class Cluster:
                 *self._token_hint(),
             ]
         )
+
+    def _prometheus_lines(self) -> list[str]:
+        if self.prometheus_url is None:
+            return []
+        first, *_, last = self.config.metrics_ports
+        return [
+            f"  Prometheus      {self.prometheus_url}  (alerts: {self.prometheus_url}/alerts)",
+            f"  node metrics    http://{LOOPBACK}:{first}..{last}/metrics  (docs/operations.md)",
+        ]
 
     def _token_hint(self) -> list[str]:
         if {**os.environ, **self.config.node_env}.get("MCP_AUTH") == "off":

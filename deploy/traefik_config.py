@@ -31,6 +31,8 @@ TRAEFIK_DIR = DEPLOY_DIR / "traefik"
 
 # The public TLS entrypoint every router is attached to, in every setup.
 ENTRYPOINT = "websecure"
+# The internal entrypoint Prometheus scrapes (/metrics; production's /ping too). No router uses it.
+METRICS_ENTRYPOINT = "metrics"
 # The sticky cookie that pins a handshake-era MCP client to the node holding its session.
 MCP_COOKIE = "_mcp_backend"
 HEALTH_PATH = "/healthz"
@@ -116,9 +118,13 @@ class Setup:
     dynamic_file: str
     health: HealthTiming = field(default_factory=HealthTiming)
     lifecycle: LifeCycle = field(default_factory=LifeCycle)
-    # Production only: plain HTTP that redirects to HTTPS, and /ping for the container's health.
+    # The internal entrypoint `metrics`: Traefik's own metrics for Prometheus at /metrics
+    # (and, where `ping` is set, /ping). Never routed to from the public entrypoints.
+    metrics_address: str | None = None
+    # Production only: plain HTTP that redirects to HTTPS, and /ping (on the metrics
+    # entrypoint) for the container's health.
     http_address: str | None = None
-    ping_address: str | None = None
+    ping: bool = False
     # Local only: Traefik's dashboard and API (read-only, loopback), and a JSON access log.
     api_address: str | None = None
     access_log_file: str | None = None
@@ -319,6 +325,18 @@ def hardened_http(**options: Any) -> dict[str, Any]:
     }
 
 
+def prometheus_metrics() -> dict[str, Any]:
+    """Traefik's metrics in Prometheus's format, on the internal entrypoint, per entrypoint, router and service."""
+    return {
+        "entryPoint": METRICS_ENTRYPOINT,
+        "addEntryPointsLabels": True,
+        # Per router: the MCP routers' answers (their 5xx rate is an alert) apart from GraphQL's.
+        "addRoutersLabels": True,
+        # Per service: the pool, the sticky pool and each node's own, with each server's health.
+        "addServicesLabels": True,
+    }
+
+
 def static_config(setup: Setup) -> dict[str, Any]:
     """Traefik's install configuration: entrypoints, timeouts, the file provider, logs."""
     entry_points: dict[str, Any] = {}
@@ -350,9 +368,14 @@ def static_config(setup: Setup) -> dict[str, Any]:
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "entryPoints": entry_points,
     }
-    if setup.ping_address is not None:
-        entry_points["ping"] = {"address": setup.ping_address, "http": hardened_http()}
-        config["ping"] = {"entryPoint": "ping"}
+    if setup.metrics_address is not None:
+        # Internal only: nothing publishes this port, and no router is attached to it.
+        entry_points[METRICS_ENTRYPOINT] = {"address": setup.metrics_address, "http": hardened_http()}
+        config["metrics"] = {"prometheus": prometheus_metrics()}
+    if setup.ping:
+        if setup.metrics_address is None:
+            raise ValueError(f"setup {setup.name}: /ping is served on the metrics entrypoint; give it an address")
+        config["ping"] = {"entryPoint": METRICS_ENTRYPOINT}
     if setup.api_address is not None:
         entry_points["traefik"] = {"address": setup.api_address, "http": hardened_http()}
         config["api"] = {"dashboard": True, "insecure": True}
@@ -371,6 +394,7 @@ LOCAL_HOST = "127.0.0.1"
 LOCAL_HTTPS_PORT = 8443
 LOCAL_NODE_PORTS = (8001, 8002, 8003)
 LOCAL_API_PORT = 8089
+LOCAL_METRICS_PORT = 8082
 LOCAL_STATE_DIR = ".cluster"
 
 
@@ -379,6 +403,7 @@ def local_setup(
     https_port: int = LOCAL_HTTPS_PORT,
     node_ports: tuple[int, ...] = LOCAL_NODE_PORTS,
     api_port: int = LOCAL_API_PORT,
+    metrics_port: int = LOCAL_METRICS_PORT,
     state_dir: str = LOCAL_STATE_DIR,
     health: HealthTiming | None = None,
 ) -> Setup:
@@ -396,6 +421,7 @@ def local_setup(
         # Nothing balances across a local Traefik: stop promptly on Ctrl-C.
         lifecycle=LifeCycle(request_accept_grace="0s", grace="2s"),
         api_address=f"{LOCAL_HOST}:{api_port}",
+        metrics_address=f"{LOCAL_HOST}:{metrics_port}",
         access_log_file=f"{state_dir}/traefik-access.log",
     )
 
@@ -412,7 +438,9 @@ PRODUCTION = Setup(
     # see /ping turn 503, then 15 s for tool calls in flight to finish.
     lifecycle=LifeCycle(request_accept_grace="5s", grace="15s"),
     http_address=":80",
-    ping_address=":8082",
+    # Inside the Compose network only (not published): Prometheus scrapes /metrics, Docker's health check pings.
+    metrics_address=":8082",
+    ping=True,
     watch=True,
 )
 

@@ -99,6 +99,18 @@ authorization_failures = Counter(
 )
 
 ADMISSION_STATUSES = frozenset({413, 429, 503})
+# The operations RedisSessionRegistry times and counts (sessions_app/cluster/registry/redis.py).
+REGISTRY_OPERATIONS = (
+    "add",
+    "claim",
+    "remove",
+    "get",
+    "records",
+    "heartbeat",
+    "forget_node",
+    "live_nodes",
+    "node_boot_id",
+)
 
 
 def method_label(method: object) -> str:
@@ -115,9 +127,24 @@ def count_refusal(status: int) -> None:
         admission_refusals.labels(str(status)).inc()
 
 
+def create_error_series() -> None:
+    """Put the error counters' known label values at 0 from the start.
+
+    A labelled counter has no series until its first increment, so the first
+    refusal or registry error would be invisible to `rate()` (the series starts
+    at 1), and an alert or panel on them would query nothing until then
+    (deploy/prometheus/alerts.yml, MCPRegistryUnavailable).
+    """
+    for status in ADMISSION_STATUSES:
+        admission_refusals.labels(str(status))
+    for operation in REGISTRY_OPERATIONS:
+        registry_errors.labels(operation)
+
+
 def serve_metrics(host: str, port: int, open_sessions: Callable[[], int], max_sessions: int) -> None:
     """Serve /metrics on host:port from a thread of its own."""
     sessions_open.set_function(open_sessions)
     sessions_max.set(max_sessions)
+    create_error_series()
     start_http_server(port, addr=host)
     logger.info("Serving metrics on http://%s:%d/metrics", host, port)

@@ -1,14 +1,17 @@
 #!/bin/sh
-# Debian packages the test suite runs for real: redis-server (tests start
-# their own on free ports) and Chromium with its driver (the admin's browser
-# test). Distribution packages, so that nothing downloads a browser or driver
-# build of its own. On a machine that has them all, this does nothing.
+# Debian packages the test suite and `make cluster` run for real: redis-server
+# (tests start their own on free ports), Chromium with its driver (the admin's
+# browser test) and Prometheus (the cluster's metrics; its promtool checks the
+# alert rules). Distribution packages, so that nothing downloads a browser,
+# driver or Prometheus build of its own. On a machine that has them all, this
+# does nothing.
 set -eu
 
 missing=""
 [ -x "$(command -v redis-server || true)" ] || missing="$missing redis-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+[ -x /usr/bin/prometheus ] || missing="$missing prometheus"
 [ -z "$missing" ] && exit 0
 
 echo "Installing$missing for the tests (apt-get, needs root)" >&2

@@ -15,7 +15,7 @@ from tests.nodes import REPO, free_port
 
 
 def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (redis-server, migrations done, the daphne nodes, traefik)."""
+    """Processes whose parent is `pid` (redis-server, migrations done, the daphne nodes, traefik, prometheus)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -45,6 +45,9 @@ def test_a_stop_signal_stops_every_child(tmp_path: Path, signals: tuple[signal.S
         "CLUSTER_STATE_DIR": str(tmp_path / "cluster"),
         "CLUSTER_HTTPS_PORT": str(free_port()),
         "CLUSTER_API_PORT": str(free_port()),
+        "CLUSTER_TRAEFIK_METRICS_PORT": str(free_port()),
+        "CLUSTER_PROMETHEUS_PORT": str(free_port()),
+        "CLUSTER_METRICS_PORTS": ",".join(str(free_port()) for _ in range(3)),
         "CLUSTER_REDIS_PORT": str(free_port()),
         "CLUSTER_NODE_PORTS": ",".join(str(free_port()) for _ in range(3)),
         "MCP_AUTH": "off",
@@ -65,7 +68,7 @@ def test_a_stop_signal_stops_every_child(tmp_path: Path, signals: tuple[signal.S
             assert time.monotonic() < deadline, output.read_text(errors="replace")
             time.sleep(0.2)
         children = _children(runner.pid)
-        assert len(children) == 5  # redis, three nodes, traefik
+        assert len(children) == 6  # redis, three nodes, traefik, prometheus
 
         first, *again = signals
         runner.send_signal(first)

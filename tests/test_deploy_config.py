@@ -1,11 +1,14 @@
-"""The deployment files: generated Traefik configuration, Docker Compose, the Dockerfile, production settings.
+"""The deployment files: generated Traefik and Prometheus configuration, Docker Compose, Grafana, the Dockerfile.
 
 Docker cannot run here, so what can be checked without it is: the committed
-Traefik files are exactly what deploy/traefik_config.py makes; local and
-production route alike; the real Traefik binary accepts the production
-configuration (it refuses unknown options); the Compose file mounts those
-files and wires every node the same way; and Django's deploy checks pass with
-the environment Compose gives a node.
+Traefik and Prometheus files are exactly what deploy/traefik_config.py and
+deploy/prometheus_config.py make; local and production route alike; the real
+Traefik binary accepts the production configuration (it refuses unknown
+options) and serves its metrics on the internal entrypoint only; Prometheus
+scrapes the nodes Traefik balances; the Compose file mounts those files,
+provisions Grafana with the dashboard and wires every node the same way; and
+Django's deploy checks pass with the environment Compose gives a node.
+(promtool's checks are in tests/test_prometheus_rules.py.)
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import pytest
 import trustme
 import yaml
 
-from deploy import traefik_config
+from deploy import prometheus_config, traefik_config
 from sessions_app.cluster.routing import default_route, new_session_id
 from tests.conftest import StartNode
 from tests.nodes import LOOPBACK, free_port
+from tests.promql import DASHBOARD_FILE, dashboard_queries, load_dashboard, panels
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -61,10 +65,26 @@ def test_local_and_production_route_alike() -> None:
         assert len(local_balancer.pop("servers")) == len(production_balancer.pop("servers"))
         assert local_balancer == production_balancer
 
-    local_entry = traefik_config.static_config(traefik_config.local_setup())["entryPoints"]["websecure"]
-    production_entry = traefik_config.static_config(traefik_config.PRODUCTION)["entryPoints"]["websecure"]
+    local_static = traefik_config.static_config(traefik_config.local_setup())
+    production_static = traefik_config.static_config(traefik_config.PRODUCTION)
+    local_entry = local_static["entryPoints"]["websecure"]
+    production_entry = production_static["entryPoints"]["websecure"]
     assert local_entry["http"] == production_entry["http"]
     assert local_entry["transport"]["respondingTimeouts"] == production_entry["transport"]["respondingTimeouts"]
+    # Traefik's metrics: the same labels on the same internal entrypoint, wherever it listens.
+    assert local_static["metrics"] == production_static["metrics"]
+    metrics = local_static["metrics"]["prometheus"]
+    assert metrics["entryPoint"] == traefik_config.METRICS_ENTRYPOINT == "metrics"
+    assert metrics["addRoutersLabels"] is metrics["addServicesLabels"] is True
+    for setup, static in ((traefik_config.local_setup(), local_static), (traefik_config.PRODUCTION, production_static)):
+        # Plain HTTP with the usual hardening, and no router is attached to it: only Traefik's own /metrics.
+        assert static["entryPoints"]["metrics"]["http"] == traefik_config.hardened_http()
+        routers = traefik_config.dynamic_config(setup)["http"]["routers"]
+        assert {entry for router in routers.values() for entry in router["entryPoints"]} == {"websecure"}
+    # Production's /ping (the container's health check) shares it, at the address it always had.
+    assert production_static["ping"] == {"entryPoint": "metrics"}
+    assert production_static["entryPoints"]["metrics"]["address"] == ":8082"
+    assert "ping" not in local_static
 
 
 def test_the_mcp_router_wins_over_the_default_one() -> None:
@@ -133,11 +153,63 @@ def test_each_node_has_one_header_router_that_matches_its_ids_only(setup: traefi
         assert not any(pattern.search(stray) for pattern in patterns.values())
 
 
+# --- Prometheus ---------------------------------------------------------------------
+
+
+def test_committed_prometheus_file_is_what_the_generator_makes() -> None:
+    assert prometheus_config.stale_files() == [], "run: python -m deploy.prometheus_config"
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        prometheus_config.local_setup(
+            traefik_config.local_setup(), node_metrics_ports=(9401, 9402, 9403), traefik_metrics_port=8082
+        ),
+        prometheus_config.PRODUCTION,
+    ],
+    ids=lambda s: s.name,
+)
+def test_prometheus_scrapes_every_node_traefik_balances_and_traefik(setup: prometheus_config.Setup) -> None:
+    config = prometheus_config.config(setup)
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"mcp-nodes", "traefik"}
+    nodes = {static["labels"]["node"]: static["targets"] for static in jobs["mcp-nodes"]["static_configs"]}
+    assert list(nodes) == [node.name for node in setup.traefik.nodes]
+    for node, port in zip(setup.traefik.nodes, setup.node_metrics_ports, strict=True):
+        # The node's own host, its metrics port (MCP_METRICS_PORT), not the port Traefik sends requests to.
+        host = node.url.removeprefix("http://").rpartition(":")[0]
+        assert nodes[node.name] == [f"{host}:{port}"]
+    assert jobs["traefik"]["static_configs"] == [{"targets": [setup.traefik_target]}]
+    # Traefik's series about a node's URL get the node's name too.
+    relabel = jobs["traefik"]["metric_relabel_configs"]
+    for node, rule in zip(setup.traefik.nodes, relabel, strict=True):
+        assert (rule["source_labels"], rule["target_label"], rule["replacement"]) == (["url"], "node", node.name)
+        assert re.fullmatch(rule["regex"], node.url)
+    assert [Path(path).name for path in config["rule_files"]] == ["alerts.yml"]
+
+
+def test_prometheus_scrapes_every_second_locally_and_every_15s_in_production() -> None:
+    local = prometheus_config.local_setup(
+        traefik_config.local_setup(), node_metrics_ports=(1, 2, 3), traefik_metrics_port=4
+    )
+    assert prometheus_config.config(local)["global"]["scrape_interval"] == "1s"
+    production = prometheus_config.config(prometheus_config.PRODUCTION)
+    assert production["global"]["scrape_interval"] == "15s"
+    # Inside the Compose network: Traefik's internal entrypoint and each node's metrics port.
+    assert prometheus_config.PRODUCTION.traefik_target == "traefik:8082"
+    assert traefik_config.PRODUCTION.metrics_address == ":8082"
+    # Production's rules sit beside the file in the container, as in the repository.
+    assert production["rule_files"] == ["alerts.yml"]
+    assert prometheus_config.PRODUCTION_FILE.parent == prometheus_config.ALERTS_FILE.parent
+
+
 @dataclasses.dataclass
 class RunningTraefik:
     ports: dict[str, int]
     log_path: Path
     ca_path: Path
+    static_file: Path
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -156,20 +228,20 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     leaf.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
     leaf.private_key_pem.write_to_path(str(directory / "key.pem"))
     authority.cert_pem.write_to_path(str(directory / "ca.pem"))
-    ports = {"http": free_port(), "https": free_port(), "ping": free_port()}
+    ports = {"http": free_port(), "https": free_port(), "metrics": free_port()}
     setup = dataclasses.replace(
         traefik_config.PRODUCTION,
         cert_file=str(directory / "cert.pem"),
         key_file=str(directory / "key.pem"),
         http_address=f"{LOOPBACK}:{ports['http']}",
         https_address=f"{LOOPBACK}:{ports['https']}",
-        ping_address=f"{LOOPBACK}:{ports['ping']}",
+        metrics_address=f"{LOOPBACK}:{ports['metrics']}",
         # Loopback addresses nobody listens on: no name lookups leave the machine.
         nodes=tuple(traefik_config.Node(name, f"http://{LOOPBACK}:{free_port()}") for name in NODES),
         dynamic_file=str(directory / "dynamic.yml"),
     )
     traefik_config.write(setup, directory)
-    running = RunningTraefik(ports, directory / "traefik.log", directory / "ca.pem")
+    running = RunningTraefik(ports, directory / "traefik.log", directory / "ca.pem", directory / "traefik.yml")
     with running.log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "traefik"), f"--configFile={directory / 'traefik.yml'}"],
@@ -178,7 +250,7 @@ def production_like_traefik(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         )
     try:
         deadline = time.monotonic() + 15
-        while not pinged(ports["ping"]):
+        while not pinged(ports["metrics"]):
             assert process.poll() is None, running.log()
             assert time.monotonic() < deadline, running.log()
             time.sleep(0.1)
@@ -218,6 +290,41 @@ def test_production_configuration_starts_the_real_traefik(production_like_traefi
     assert "Error while building configuration" not in log
 
 
+def test_production_traefik_metrics_are_on_the_internal_entrypoint_only(
+    production_like_traefik: RunningTraefik,
+) -> None:
+    ports = production_like_traefik.ports
+    internal = httpx.get(f"http://{LOOPBACK}:{ports['metrics']}/metrics", timeout=5)
+    assert internal.status_code == 200
+    assert internal.headers["content-type"].startswith("text/plain")
+    assert 'traefik_service_server_up{service="app@file"' in internal.text
+    # On the public entrypoint /metrics is an ordinary path: the default router sends it to a node
+    # (here all down), Traefik does not answer it itself.
+    trusted = ssl.create_default_context(cafile=str(production_like_traefik.ca_path))
+    public = httpx.get(f"https://{LOOPBACK}:{ports['https']}/metrics", verify=trusted, timeout=5)
+    assert public.status_code in (502, 503)
+    assert "traefik_" not in public.text
+
+
+def test_the_container_health_check_finds_ping_on_the_metrics_entrypoint(
+    production_like_traefik: RunningTraefik,
+) -> None:
+    """Compose's health check runs `traefik healthcheck --ping`, which reads the static file to find /ping."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "traefik"),
+            "healthcheck",
+            f"--configFile={production_like_traefik.static_file}",
+            "--ping",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout + result.stderr
+
+
 # --- Docker Compose -----------------------------------------------------------------
 
 
@@ -225,11 +332,16 @@ def load_compose() -> dict[str, Any]:
     return dict(yaml.safe_load(COMPOSE_FILE.read_text()))
 
 
-def test_compose_runs_traefik_three_nodes_redis_and_postgres() -> None:
+def test_compose_runs_traefik_three_nodes_redis_postgres_prometheus_and_grafana() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"traefik", "migrate", *NODES, "redis", "postgres"}
-    # Only Traefik is reachable from outside.
-    assert [name for name, service in services.items() if "ports" in service] == ["traefik"]
+    assert set(services) == {"traefik", "migrate", *NODES, "redis", "postgres", "prometheus", "grafana"}
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    # Only Traefik is reachable from outside; Prometheus and Grafana from the host's loopback only.
+    assert published == {
+        "traefik": ["80:80", "443:443"],
+        "prometheus": ["127.0.0.1:9090:9090"],
+        "grafana": ["127.0.0.1:3000:3000"],
+    }
 
 
 def test_compose_mounts_the_generated_production_configuration() -> None:
@@ -258,7 +370,10 @@ def test_compose_nodes_are_the_servers_traefik_balances() -> None:
         assert "MCP_NODE_ROUTE" not in environment
         # Health checks carry Host: <service name>:8000.
         assert environment["DJANGO_ALLOWED_HOSTS"].split(",")[-1] == name
-        assert services[name]["expose"] == ["8000"]
+        # Requests from Traefik, metrics for Prometheus; neither published.
+        assert services[name]["expose"] == ["8000", str(prometheus_config.PRODUCTION_METRICS_PORT)]
+        assert environment["MCP_METRICS_PORT"] == str(prometheus_config.PRODUCTION_METRICS_PORT)
+        assert environment["MCP_METRICS_HOST"] == "0.0.0.0"
         # Docker waits longer than the node's own drain.
         assert parse_seconds(services[name]["stop_grace_period"]) > 10
     # Every node gets the same settings but for its name.
@@ -268,6 +383,83 @@ def test_compose_nodes_are_the_servers_traefik_balances() -> None:
     lifecycle = traefik_config.PRODUCTION.lifecycle
     grace = parse_seconds(lifecycle.request_accept_grace) + parse_seconds(lifecycle.grace)
     assert parse_seconds(services["traefik"]["stop_grace_period"]) > grace
+
+
+def volume_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path (relative to deploy/) of a service's bind mounts."""
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[target] = source
+    return mounts
+
+
+def test_compose_prometheus_runs_the_generated_configuration_and_the_rules() -> None:
+    prometheus = load_compose()["services"]["prometheus"]
+    mounts = volume_mounts(prometheus)
+    assert (DEPLOY / mounts["/etc/prometheus/prometheus.yml"]).resolve() == prometheus_config.PRODUCTION_FILE
+    assert (DEPLOY / mounts["/etc/prometheus/alerts.yml"]).resolve() == prometheus_config.ALERTS_FILE
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # It scrapes the Compose services by name: the nodes and Traefik's internal entrypoint.
+    services = load_compose()["services"]
+    for target in [*prometheus_config.PRODUCTION.node_targets().values(), prometheus_config.PRODUCTION.traefik_target]:
+        host, _, port = target.partition(":")
+        assert host in services
+        if host == "traefik":
+            assert traefik_config.PRODUCTION.metrics_address == f":{port}"
+        else:
+            assert services[host]["environment"]["MCP_METRICS_PORT"] == port
+    # The image is the Prometheus whose promtool checked the files (tests/test_prometheus_rules.py).
+    version = subprocess.run(["prometheus", "--version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"version (\d+\.\d+\.\d+)", version)
+    assert found is not None, version
+    assert prometheus["image"] == f"prom/prometheus:v{found.group(1)}"
+
+
+def test_compose_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    services = load_compose()["services"]
+    grafana = services["grafana"]
+    mounts = volume_mounts(grafana)
+    provisioning = (DEPLOY / mounts["/etc/grafana/provisioning"]).resolve()
+    assert provisioning == DEPLOY / "grafana" / "provisioning"
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in services
+    # $__rate_interval needs the scrape interval.
+    assert datasource["jsonData"]["timeInterval"] == prometheus_config.PRODUCTION.scrape_interval
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "mcp.yml").read_text())["providers"]
+    dashboards = (DEPLOY / mounts[provider["options"]["path"]]).resolve()
+    assert dashboards == DASHBOARD_FILE.parent
+    # Every panel and every query names the provisioned data source by its uid.
+    dashboard = load_dashboard()
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": datasource["uid"]}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], panel["title"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert "GRAFANA_ADMIN_PASSWORD" in example_variables()
+
+
+def test_the_dashboard_has_the_panels_operators_need() -> None:
+    queries = "\n".join(expr for _title, expr in dashboard_queries())
+    for metric in (
+        "mcp_sessions_open",
+        "mcp_server_operation_duration_seconds_bucket",
+        "mcp_session_misses_total",
+        "mcp_relays_total",
+        "mcp_adoptions_total",
+        "mcp_notification_lag_seconds_bucket",
+        "traefik_service_server_up",
+        "traefik_router_requests_total",
+    ):
+        assert metric in queries, metric
+    titles = [panel["title"] for panel in panels(load_dashboard())]
+    assert len(titles) == len(set(titles))
 
 
 def parse_seconds(duration: str) -> float:

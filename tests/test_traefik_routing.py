@@ -25,6 +25,7 @@ from tests.traefik_cluster import (
     plain_client,
     routed,
     start_test_cluster,
+    wait_for,
     wait_for_routed,
 )
 
@@ -168,6 +169,36 @@ def test_nodes_check_host_and_origin_behind_the_proxy(cluster: Cluster) -> None:
     assert "Please enter the correct" in login.text
     # Round robin sent the two to different nodes: one secret key serves the whole cluster.
     assert wait_for_routed(cluster, "form", 1)[0].node != wait_for_routed(cluster, "login", 1)[0].node
+
+
+def test_metrics_are_served_on_the_internal_entrypoint_and_not_the_public_one(cluster: Cluster) -> None:
+    with plain_client(cluster) as client:
+        public = client.get(f"{cluster.url}/metrics?c=metrics")
+    internal = httpx.get(cluster.traefik_metrics_url, timeout=5)
+    expected_up = {
+        f'traefik_service_server_up{{service="{name}@file",url="{cluster.node_url(name)}"}} 1'
+        for name in cluster.node_names
+    }
+
+    def every_node_reported_up() -> bool:
+        nonlocal internal
+        internal = httpx.get(cluster.traefik_metrics_url, timeout=5)
+        return expected_up <= set(internal.text.splitlines())
+
+    # Through the public entrypoint /metrics is just a path: the catch-all router
+    # sends it to a node, which has no such page. No Traefik route serves it.
+    assert public.status_code == 404
+    assert "traefik_" not in public.text
+    (served,) = wait_for_routed(cluster, "metrics", 1)
+    assert (served.router, served.status) == ("default@file", 404)
+    assert served.node in cluster.node_names
+    # The internal entrypoint, which no router uses and nothing publishes, has Traefik's own.
+    assert internal.status_code == 200
+    # Each node's own service, as its health checks see it (the gauge appears after a check or two).
+    wait_for(every_node_reported_up, "every node's server_up gauge", timeout=5)
+    samples = internal.text.splitlines()
+    router_404 = 'traefik_router_requests_total{code="404",method="GET",protocol="http",router="default@file"'
+    assert any(sample.startswith(router_404) for sample in samples), internal.text
 
 
 def test_traefik_took_every_option_as_written(cluster: Cluster) -> None:

@@ -46,9 +46,10 @@ FAST_NODE_ENV = {
 FAST_HEALTH = HealthTiming(interval="250ms", timeout="2s")
 
 
-def start_test_cluster(state_dir: Path, **node_env: str) -> Cluster:
+def start_test_cluster(state_dir: Path, *, prometheus: bool = False, **node_env: str) -> Cluster:
+    """The cluster on free ports; with `prometheus`, a Prometheus scraping it every second too."""
     ports: list[int] = []
-    while len(ports) < 6:
+    while len(ports) < 11:
         port = free_port()
         if port not in ports:
             ports.append(port)
@@ -58,6 +59,9 @@ def start_test_cluster(state_dir: Path, **node_env: str) -> Cluster:
         node_ports=(ports[1], ports[2], ports[3]),
         api_port=ports[4],
         redis_port=ports[5],
+        traefik_metrics_port=ports[6],
+        metrics_ports=(ports[7], ports[8], ports[9]),
+        prometheus_port=ports[10] if prometheus else None,
         health=FAST_HEALTH,
         node_env={**FAST_NODE_ENV, **node_env},
     )
