@@ -2,7 +2,8 @@
 
 Two daphne nodes serve the decision log (`MCP_SERVER=graphql_app.mcp.server.server`)
 from one database and share a private redis-server. The database is one migrated
-SQLite file, or a private PostgreSQL (bench/postgres.py) as in production. A handshake-era
+SQLite file, or a private PostgreSQL (bench/postgres.py) as in production; scenario 5
+measures both, one after the other, each with its own nodes and Redis. A handshake-era
 session on node A subscribes to adr://1 and holds its standalone GET stream open;
 a background task reads that stream and timestamps every event as it is read.
 The harness then sends `editDecision` mutations to node B's /graphql one after
@@ -32,10 +33,13 @@ MUTATION = 'mutation { editDecision(number: 1, input: {title: "%s"}) { errors { 
 # How long one change may take to show up on node A before it counts as lost.
 EVENT_TIMEOUT = 5.0
 Database = Literal["postgresql", "sqlite"]
+# In the order the report shows them.
+DATABASES: dict[Database, str] = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 
 
 @dataclass
 class NotifyLatency:
+    database: Database
     changes: int
     latencies: list[float] = field(repr=False)  # seconds: event read on A - mutation sent to B
     round_trips: list[float] = field(repr=False)  # seconds: the mutation's own round trip on B
@@ -74,9 +78,9 @@ def _is_update(event: Event) -> bool:
     )
 
 
-async def measure(log_dir: Path, *, changes: int, warmup: int) -> NotifyLatency:
-    async with decision_nodes(log_dir, "notify", database="sqlite") as (node_a, node_b):
-        return await _measure(node_a, node_b, changes=changes, warmup=warmup)
+async def measure(log_dir: Path, database: Database, *, changes: int, warmup: int) -> NotifyLatency:
+    async with decision_nodes(log_dir, f"notify_{database}", database=database) as (node_a, node_b):
+        return await _measure(node_a, node_b, database, changes=changes, warmup=warmup)
 
 
 @contextlib.asynccontextmanager
@@ -148,7 +152,7 @@ def change_made(answer: Response) -> bool:
 
 
 async def _measure(
-    node_a: servers.ServerProcess, node_b: servers.ServerProcess, *, changes: int, warmup: int
+    node_a: servers.ServerProcess, node_b: servers.ServerProcess, database: Database, *, changes: int, warmup: int
 ) -> NotifyLatency:
     host_a = f"{servers.LOOPBACK}:{node_a.port}"
     host_b = f"{servers.LOOPBACK}:{node_b.port}"
@@ -167,7 +171,7 @@ async def _measure(
 
     reader = asyncio.get_running_loop().create_task(read_stream())
     mutations = Connection(servers.LOOPBACK, node_b.port)
-    result = NotifyLatency(changes=changes, latencies=[], round_trips=[])
+    result = NotifyLatency(database=database, changes=changes, latencies=[], round_trips=[])
     try:
         for number in range(warmup + changes):
             while not updates.empty():  # a late event of a change already counted as lost
