@@ -19,6 +19,7 @@ from . import (
     machine,
     metrics_cost,
     notify,
+    postgres,
     profiling,
     proxy,
     redis_cost,
@@ -151,14 +152,22 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
                 f"({step.per_session_kib(held.baseline):.1f} KiB each), tools/call p99 {step.calls.p99_ms:.2f} ms",
                 flush=True,
             )
-    notified: notify.NotifyLatency | None = None
+    notified: list[notify.NotifyLatency] = []
+    postgres_skipped = postgres.missing()
     if 5 in only and not redis_skipped:
-        notified = await notify.measure(log_dir, changes=10 if args.smoke else 500, warmup=2 if args.smoke else 20)
-        print(
-            f"  notify: p50 {notified.p50_ms:.2f} ms p99 {notified.p99_ms:.2f} ms, mutation round trip "
-            f"p50 {notified.round_trip_p50_ms:.2f} ms, {notified.lost} lost",
-            flush=True,
-        )
+        for database, label in notify.DATABASES.items():
+            if database == "postgresql" and postgres_skipped:
+                print(f"  notify ({label}): not measured: {postgres_skipped}", flush=True)
+                continue
+            run = await notify.measure(
+                log_dir, database, changes=10 if args.smoke else 500, warmup=2 if args.smoke else 20
+            )
+            notified.append(run)
+            print(
+                f"  notify ({label}): p50 {run.p50_ms:.2f} ms p99 {run.p99_ms:.2f} ms, mutation round trip "
+                f"p50 {run.round_trip_p50_ms:.2f} ms p99 {run.round_trip_p99_ms:.2f} ms, {run.lost} lost",
+                flush=True,
+            )
     fanned: fanout.FanOut | None = None
     if 11 in only and not redis_skipped:
         fanned = await fanout.measure(log_dir, FANOUT_SMOKE if args.smoke else FANOUT_FULL)
@@ -191,6 +200,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         rows=rows,
         redis=redis,
         redis_skipped=redis_skipped,
+        postgres_skipped=postgres_skipped,
         capacity=held,
         notify=notified,
         proxy=proxied,
@@ -209,7 +219,7 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
     print(f"bench: wrote {args.out} and {plot}")
     errors = sum(row.ours.errors + row.reference.errors for row in rows)
     errors += sum(step.calls.errors for step in held.steps) if held is not None else 0
-    errors += notified.failed + notified.lost if notified is not None else 0
+    errors += sum(run.failed + run.lost for run in notified)
     errors += proxied.errors if proxied is not None else 0
     errors += sum(run.errors for run in failovers)
     errors += rolled.errors if rolled is not None else 0

@@ -1,6 +1,6 @@
 """Scenario 11: fan-out under a change flood: does delivering one change to many subscribers stall other calls?
 
-Nodes A and B as in scenario 5 (bench/notify.py). On node A, `subscribers`
+Nodes A and B as in scenario 5 (bench/notify.py), on SQLite. On node A, `subscribers`
 handshake-era sessions each subscribe to adr://1 and hold their standalone GET
 stream open; background readers drain every stream and count the
 `notifications/resources/updated` events in it. An unrelated client on its own
@@ -107,7 +107,7 @@ class FanOut:
 
 
 async def measure(log_dir: Path, plan: Plan) -> FanOut:
-    async with decision_nodes(log_dir, "fanout") as (node_a, node_b):
+    async with decision_nodes(log_dir, "fanout", database="sqlite") as (node_a, node_b):
         return await _measure(node_a, node_b, plan)
 
 

@@ -9,8 +9,9 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 
-from . import servers
+from . import postgres, servers
 
 PACKAGES = (
     "Django",
@@ -36,7 +37,8 @@ def describe() -> dict[str, str]:
         "CPU": _cpu_model(),
         "Cores (os.cpu_count / usable)": f"{os.cpu_count()} / {len(os.sched_getaffinity(0))}",
         "Pinning": (
-            f"taskset: servers on core {servers.SERVER_CORE}, load generator and Redis on core {servers.CLIENT_CORE}"
+            f"taskset: servers on core {servers.SERVER_CORE}, load generator, Redis and PostgreSQL on core "
+            f"{servers.CLIENT_CORE}"
             if servers.pinning_available()
             else "none (taskset missing or a single core): client and servers share the CPU"
         ),
@@ -47,6 +49,9 @@ def describe() -> dict[str, str]:
             f"{'httptools' if importlib.util.find_spec('httptools') else 'h11'}"
         ),
         "redis-server": _redis_version(),
+        "PostgreSQL (scenario 5)": postgres.version(),
+        # PostgreSQL's data directory is in it: on tmpfs a commit's WAL flush would cost nothing.
+        "Filesystem of the temporary directory": _filesystem(tempfile.gettempdir()),
     }
     for package in PACKAGES:
         try:
@@ -73,3 +78,19 @@ def _redis_version() -> str:
         return "not installed"
     result = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False)
     return result.stdout.strip().split(" v=")[-1].split()[0] if " v=" in result.stdout else result.stdout.strip()
+
+
+def _filesystem(path: str) -> str:
+    """The type of the filesystem `path` is on, from the longest mount point above it in /proc/self/mounts."""
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/self/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                point = fields[1].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) > len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        pass  # not Linux: the report says unknown
+    return f"{kind} ({path})"

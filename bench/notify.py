@@ -1,7 +1,9 @@
 """Scenario 5: a GraphQL mutation sent to node B until its notification is read on a stream on node A.
 
 Two daphne nodes serve the decision log (`MCP_SERVER=graphql_app.mcp.server.server`)
-from one migrated SQLite file and share a private redis-server. A handshake-era
+from one database and share a private redis-server. The database is one migrated
+SQLite file, or a private PostgreSQL (bench/postgres.py) as in production; scenario 5
+measures both, one after the other, each with its own nodes and Redis. A handshake-era
 session on node A subscribes to adr://1 and holds its standalone GET stream open;
 a background task reads that stream and timestamps every event as it is read.
 The harness then sends `editDecision` mutations to node B's /graphql one after
@@ -15,11 +17,12 @@ import contextlib
 import json
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from . import servers
+from . import postgres, servers
 from .eventstream import Event, EventStream, standalone_get
 from .load import percentile
 from .messages import open_session, session_headers
@@ -29,10 +32,14 @@ URI = "adr://1"
 MUTATION = 'mutation { editDecision(number: 1, input: {title: "%s"}) { errors { code } } }'
 # How long one change may take to show up on node A before it counts as lost.
 EVENT_TIMEOUT = 5.0
+Database = Literal["postgresql", "sqlite"]
+# In the order the report shows them.
+DATABASES: dict[Database, str] = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 
 
 @dataclass
 class NotifyLatency:
+    database: Database
     changes: int
     latencies: list[float] = field(repr=False)  # seconds: event read on A - mutation sent to B
     round_trips: list[float] = field(repr=False)  # seconds: the mutation's own round trip on B
@@ -71,20 +78,23 @@ def _is_update(event: Event) -> bool:
     )
 
 
-async def measure(log_dir: Path, *, changes: int, warmup: int) -> NotifyLatency:
-    async with decision_nodes(log_dir, "notify") as (node_a, node_b):
-        return await _measure(node_a, node_b, changes=changes, warmup=warmup)
+async def measure(log_dir: Path, database: Database, *, changes: int, warmup: int) -> NotifyLatency:
+    async with decision_nodes(log_dir, f"notify_{database}", database=database) as (node_a, node_b):
+        return await _measure(node_a, node_b, database, changes=changes, warmup=warmup)
 
 
 @contextlib.asynccontextmanager
 async def decision_nodes(
-    log_dir: Path, label: str
+    log_dir: Path, label: str, *, database: Database
 ) -> AsyncIterator[tuple[servers.ServerProcess, servers.ServerProcess]]:
-    """Nodes A and B serving the decision log from one migrated SQLite file (`<label>.sqlite3`), one Redis."""
-    database = log_dir / f"{label}.sqlite3"
-    with servers.redis_server(log_dir) as redis:
+    """Nodes A and B serving the decision log from one database, one Redis.
+
+    The database is a migrated SQLite file (`<label>.sqlite3`) or a database `label`
+    on a private PostgreSQL, started before the nodes and stopped after them.
+    """
+    with servers.redis_server(log_dir) as redis, _database_env(log_dir, label, database) as database_env:
         redis_url = f"redis://{servers.LOOPBACK}:{redis.port}/0"
-        shared = {"DJANGO_SQLITE_PATH": str(database), "REDIS_URL": redis_url}
+        shared = {**database_env, "REDIS_URL": redis_url}
         nodes = [
             servers.our_node(
                 log_dir,
@@ -110,6 +120,16 @@ async def decision_nodes(
                 node.stop()
 
 
+@contextlib.contextmanager
+def _database_env(log_dir: Path, label: str, database: Database) -> Iterator[dict[str, str]]:
+    """The environment that points a node, and `manage.py` run for it, at the database."""
+    if database == "sqlite":
+        yield {"DJANGO_SQLITE_PATH": str(log_dir / f"{label}.sqlite3")}
+        return
+    with postgres.private_postgres(log_dir, label) as url:
+        yield {"DATABASE_URL": url}
+
+
 async def subscribe(connection: Connection, host: str, session_id: str) -> None:
     """`resources/subscribe` to adr://1 on an open handshake-era session."""
     message = {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": URI}}
@@ -132,7 +152,7 @@ def change_made(answer: Response) -> bool:
 
 
 async def _measure(
-    node_a: servers.ServerProcess, node_b: servers.ServerProcess, *, changes: int, warmup: int
+    node_a: servers.ServerProcess, node_b: servers.ServerProcess, database: Database, *, changes: int, warmup: int
 ) -> NotifyLatency:
     host_a = f"{servers.LOOPBACK}:{node_a.port}"
     host_b = f"{servers.LOOPBACK}:{node_b.port}"
@@ -151,7 +171,7 @@ async def _measure(
 
     reader = asyncio.get_running_loop().create_task(read_stream())
     mutations = Connection(servers.LOOPBACK, node_b.port)
-    result = NotifyLatency(changes=changes, latencies=[], round_trips=[])
+    result = NotifyLatency(database=database, changes=changes, latencies=[], round_trips=[])
     try:
         for number in range(warmup + changes):
             while not updates.empty():  # a late event of a change already counted as lost

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -70,6 +71,11 @@ class ServerProcess:
     log_path: Path
     port: int
     core: int = SERVER_CORE
+    # Set only for a server that refuses root (PostgreSQL): the account it runs as, with that
+    # account's group and no other, when this process is root.
+    user: str | None = None
+    cwd: Path = REPO
+    stop_signal: signal.Signals = signal.SIGTERM
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
@@ -80,7 +86,14 @@ class ServerProcess:
         """Start the process without waiting for it (to start several at once)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                pinned(self.argv, self.core), cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                pinned(self.argv, self.core),
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.user,
+                group=group_of(self.user),
+                extra_groups=None if self.user is None else [],
             )
 
     def wait_listening(self, timeout: float = 30.0) -> ServerProcess:
@@ -105,7 +118,7 @@ class ServerProcess:
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(self.stop_signal)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -117,6 +130,11 @@ class ServerProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def group_of(user: str | None) -> int | None:
+    """The primary group of `user`, to run a process as that account (None: this process's own)."""
+    return None if user is None else pwd.getpwnam(user).pw_gid
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
