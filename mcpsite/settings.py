@@ -121,6 +121,16 @@ if DATABASE_URL:
     # under ASGI every request may run its ORM calls in another thread, so kept
     # connections pile up instead of being reused (Django's async docs).
     DATABASES: dict[str, Any] = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # PostgreSQL: a pool of open connections (psycopg_pool, through Django's
+    # own support) instead of a new connection per request, which cost 3 ms or
+    # more (a server process and the password check). The pool checks each
+    # connection before handing it out, so a database restart costs no
+    # request. 0: no pool.
+    DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 10)
+    if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE}
+        # What makes the pool check each connection it hands out.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {

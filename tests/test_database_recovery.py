@@ -59,7 +59,7 @@ async def test_tools_work_again_after_the_database_dropped_the_connection(postgr
         drop_connections(database)
 
         after = await client.call_tool("search_decisions", {"text": "session"})
-        assert not after.is_error
+        assert not after.is_error, after.content
         first = after.content[0]
         assert isinstance(first, TextContent)
         assert "ADR" in first.text
