@@ -63,7 +63,6 @@ def admin_node(tmp_path_factory: pytest.TempPathFactory, password: str) -> Itera
     """A daphne node with its own SQLite database, migrated, and a superuser in it."""
     folder = tmp_path_factory.mktemp("admin-node")
     env = {
-        "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
         "DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"),
         # One key for every process that touches this database.
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
