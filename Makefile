@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run cluster test lint typecheck pytest conformance bench clean
+.PHONY: run cluster test lint typecheck pytest conformance bench clean graphiql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,14 +21,19 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.run-deps
+# GraphiQL's npm packages, pinned in graphql_app/graphiql/package-lock.json: `npm ci` the
+# first time, and again after the lock file changes; otherwise it does nothing.
+graphiql: | $(BIN)/python
+	$(BIN)/python -m graphql_app.graphiql
+
+run: $(VENV)/.run-deps graphiql
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo_decisions
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Three nodes behind a real Traefik on https://127.0.0.1:8443, with Redis; Ctrl-C
 # stops everything. Files and logs go to .cluster/; see docs/deploy.md.
-cluster: $(VENV)/.test-deps
+cluster: $(VENV)/.test-deps graphiql
 	$(BIN)/python -m deploy.cluster
 
 lint: $(VENV)/.test-deps
@@ -38,7 +43,7 @@ lint: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
-pytest: $(VENV)/.test-deps
+pytest: $(VENV)/.test-deps graphiql
 	sh tests/system_packages.sh
 	$(BIN)/pytest
 

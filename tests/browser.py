@@ -33,11 +33,12 @@ FLAGS = (
     "--no-first-run",
     "--window-size=1400,800",
 )
-# Every host name resolves to nothing, and every request that is not for a
-# loopback address goes to a proxy that is not there (Chromium never proxies
-# loopback): a page that needs anything but the node on 127.0.0.1 breaks.
+# Every host name resolves to nothing (the rules apply to address literals
+# too, so 127.0.0.1 is left out), and every request that is not for a loopback
+# address goes to a proxy that is not there (Chromium never proxies loopback):
+# a page that needs anything but the node on 127.0.0.1 breaks.
 OFFLINE_FLAGS = (
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--proxy-server=http://192.0.2.1:9",
 )
 # How long a page may take to show what a test waits for.

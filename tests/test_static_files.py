@@ -1,9 +1,10 @@
 """Static files the production way: collected under hashed names, served by the node itself, cached for good.
 
 The node runs mcpsite.settings with DEBUG off, its files collected first into
-a temporary STATIC_ROOT, as the image's build does. A page names its files by
-their hashed names; each answers 200 with its type and an immutable
-Cache-Control of ten years, gzipped for a client that accepts it.
+a temporary STATIC_ROOT, as the image's build does (GraphiQL's npm files
+included: `make pytest` installs them). A page names its files by their
+hashed names; each answers 200 with its type and an immutable Cache-Control
+of ten years, gzipped for a client that accepts it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def production_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         **PRODUCTION,
         "DJANGO_STATIC_ROOT": str(folder / "static"),
         "DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"),
+        # Off by default with DEBUG off; on here, for its page's files.
+        "GRAPHQL_GRAPHIQL": "1",
     }
     manage(env, "collectstatic", "--noinput")
     node = Node(env=env, log_path=folder / "daphne.log").start()
@@ -60,6 +63,26 @@ def test_the_admin_names_its_stylesheets_by_hash_and_they_are_cached_for_good(cl
         assert answer.headers["cache-control"] == FOREVER, link
         assert answer.headers["content-encoding"] == "gzip", link
         assert answer.text.strip(), link
+
+
+def test_graphiql_s_page_loads_only_the_node_s_own_files_by_their_hashed_names(client: httpx.Client) -> None:
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert re.findall(r'(?:src|href)="([^"]*)"', page.text) == [
+        *static_links(page.text, "href"),
+        *static_links(page.text, "src"),
+    ]
+    scripts = static_links(page.text, "src")
+    assert [link.rsplit("/", 1)[1].split(".")[0] for link in scripts] == ["react", "react-dom", "graphiql", "graphiql"]
+
+    for link in [*scripts, *static_links(page.text, "href")]:
+        assert HASHED.match(link), link
+        answer = client.get(link, headers={"Accept-Encoding": "gzip"})
+        assert answer.status_code == 200, link
+        kind = "text/css" if link.endswith(".css") else "text/javascript"
+        assert answer.headers["content-type"].startswith(kind), link
+        assert answer.headers["cache-control"] == FOREVER, link
+        assert answer.headers["content-encoding"] == "gzip", link
 
 
 def test_a_name_without_its_hash_is_served_but_not_for_long(client: httpx.Client) -> None:
