@@ -106,7 +106,8 @@ ASGI_APPLICATION = "mcpsite.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own pages (the front page); the apps keep theirs in <app>/templates.
+        "DIRS": [BASE_DIR / "mcpsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -85,6 +85,16 @@ def test_graphiql_s_page_loads_only_the_node_s_own_files_by_their_hashed_names(c
         assert answer.headers["content-encoding"] == "gzip", link
 
 
+def test_the_front_page_names_the_admin_s_stylesheets_by_hash(client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    stylesheets = static_links(page.text, "href")
+    assert any(link.startswith("/static/admin/css/base.") for link in stylesheets)
+    for link in stylesheets:
+        assert HASHED.match(link), link
+        assert client.get(link).status_code == 200, link
+
+
 def test_a_name_without_its_hash_is_served_but_not_for_long(client: httpx.Client) -> None:
     answer = client.get("/static/admin/css/base.css")
     assert answer.status_code == 200
