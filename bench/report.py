@@ -49,7 +49,8 @@ PATH_TICKS = {
     "traefik-https-header": "HTTPS\nno cookie",
 }
 RELAY_MODE_LABELS = {"sse": "SSE (the default)", "json": "JSON (`MCP_JSON_RESPONSE=1`)"}
-# Issue 6's targets.
+# What the scenarios must achieve, judged in the report's Targets table: throughput beside the
+# reference server, what Traefik adds, one node's capacity, notification latency.
 THROUGHPUT_TARGET = 1.0
 PROXY_TARGET_MS = 1.0
 CAPACITY_TARGET_SESSIONS = 5000
@@ -296,7 +297,7 @@ def _targets(
     fanout: FanOut | None = None,
     metrics: MetricsCost | None = None,
 ) -> list[str]:
-    """Issue 6's targets against this run, one line each; the sections below hold the details."""
+    """Each scenario's target against this run, one line each; the sections below hold the details."""
     lines = ["| Target | Measured | Verdict |", "|---|---|---|"]
     if rows:
         below = [row for row in rows if row.ratio < THROUGHPUT_TARGET]
