@@ -95,6 +95,23 @@ def test_the_front_page_names_the_admin_s_stylesheets_by_hash(client: httpx.Clie
         assert client.get(link).status_code == 200, link
 
 
+def test_a_browser_that_has_the_file_gets_304_and_a_head_request_no_body(client: httpx.Client) -> None:
+    link = next(link for link in static_links(client.get("/admin/login/").text, "href") if "/base." in link)
+    first = client.get(link)
+
+    again = client.get(link, headers={"If-None-Match": first.headers["etag"]})
+    head = client.head(link)
+    part = client.get(link, headers={"Range": "bytes=0-9", "Accept-Encoding": "identity"})
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert head.status_code == 200
+    assert head.headers["content-length"] == first.headers["content-length"]
+    assert head.content == b""
+    assert part.status_code == 206
+    assert part.content == first.content[:10]
+
+
 def test_a_name_without_its_hash_is_served_but_not_for_long(client: httpx.Client) -> None:
     answer = client.get("/static/admin/css/base.css")
     assert answer.status_code == 200
