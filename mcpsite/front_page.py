@@ -96,7 +96,8 @@ async def _nodes_alive(manager: SessionManager) -> int | None:
         async with asyncio.timeout(REGISTRY_PATIENCE):
             live = await manager.node.registry.alive_nodes()
     except (RegistryUnavailable, TimeoutError) as exc:
-        logger.info("The front page could not count live nodes: %s", exc or "the registry did not answer in time")
+        # Anyone can ask for the page; the outage itself is logged by the node's heartbeat.
+        logger.debug("The front page could not count live nodes: %s", exc or "the registry did not answer in time")
         return None
     return len(set(live) | {manager.node.node_id})
 
