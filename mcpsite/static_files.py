@@ -18,6 +18,9 @@ a synchronous handler (Django's test client) it is WhiteNoise unchanged.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, BinaryIO
 
@@ -25,6 +28,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
+
+logger = logging.getLogger(__name__)
 
 # Bytes read from a file per thread hop.
 CHUNK_BYTES = 256 * 1024
@@ -35,7 +40,16 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # whit
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        super().__init__(get_response)
+        with warnings.catch_warnings():
+            # Said below, as a log record that says what to do.
+            warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
+            super().__init__(get_response)
+        if not self.autorefresh and self.static_root and not os.path.isdir(self.static_root):
+            logger.warning(
+                "No static files at %s (DJANGO_STATIC_ROOT): run `manage.py collectstatic`; until then every page "
+                "that links one (the admin, the front page) answers 500",
+                self.static_root,
+            )
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
             markcoroutinefunction(self)
