@@ -1,6 +1,6 @@
 # One application node: daphne serving mcpsite.asgi (the MCP endpoint, GraphQL, the admin).
 # deploy/docker-compose.yml runs three of them behind Traefik; see docs/deploy.md.
-FROM python:3.11-slim
+FROM python:3.11-slim AS app
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -18,8 +18,22 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY . .
+
+# GraphiQL's npm packages, as pinned in graphql_app/graphiql/package-lock.json; only collectstatic reads them.
+FROM node:22-slim AS graphiql
+WORKDIR /graphiql
+COPY graphql_app/graphiql/package.json graphql_app/graphiql/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+# The static files under hashed names, with gzip copies: the nodes serve them (mcpsite/static_files.py).
+FROM app AS static
+COPY --from=graphiql /graphiql/node_modules graphql_app/graphiql/node_modules
 # DJANGO_DEBUG=1 only so that settings need no secret key while building; it is not kept.
 RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
+
+# The node: the application and the collected files, without node_modules or anything else the build made.
+FROM app
+COPY --from=static /app/staticfiles /app/staticfiles
 
 USER app
 EXPOSE 8000

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run cluster test lint typecheck pytest conformance bench clean
+.PHONY: run cluster test lint typecheck pytest conformance bench clean graphiql
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,12 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.run-deps
+# GraphiQL's npm packages, pinned in graphql_app/graphiql/package-lock.json: `npm ci` the
+# first time, and again after the lock file changes; otherwise it does nothing.
+graphiql: | $(BIN)/python
+	$(BIN)/python -m graphql_app.graphiql
+
+run: $(VENV)/.run-deps graphiql
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo_decisions
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
@@ -30,7 +35,7 @@ run: $(VENV)/.run-deps
 # Prometheus (http://127.0.0.1:9090); Ctrl-C stops everything. Files and logs go
 # to .cluster/; see docs/deploy.md. The script installs redis-server and
 # prometheus with apt when they are missing.
-cluster: $(VENV)/.test-deps
+cluster: $(VENV)/.test-deps graphiql
 	sh tests/system_packages.sh
 	$(BIN)/python -m deploy.cluster
 
@@ -41,7 +46,7 @@ lint: $(VENV)/.test-deps
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
 
-pytest: $(VENV)/.test-deps
+pytest: $(VENV)/.test-deps graphiql
 	sh tests/system_packages.sh
 	$(BIN)/pytest
 

@@ -51,7 +51,8 @@ PATH_TICKS = {
     "traefik-https-header": "HTTPS\nno cookie",
 }
 RELAY_MODE_LABELS = {"sse": "SSE (the default)", "json": "JSON (`MCP_JSON_RESPONSE=1`)"}
-# Issue 6's targets.
+# What the scenarios must achieve, judged in the report's Targets table: throughput beside the
+# reference server, what Traefik adds, one node's capacity, notification latency.
 THROUGHPUT_TARGET = 1.0
 FLOOR_SHARE_TARGET = 0.9  # where the floor itself is below the reference: ours within 10 % of it
 PROXY_TARGET_MS = 1.0
@@ -324,7 +325,7 @@ def _targets(
     metrics: MetricsCost | None = None,
     postgres_skipped: str = "",
 ) -> list[str]:
-    """Issue 6's targets against this run, one line each; the sections below hold the details."""
+    """Each scenario's target against this run, one line each; the sections below hold the details."""
     lines = ["| Target | Measured | Verdict |", "|---|---|---|"]
     if rows:
         missed = [row for row in rows if not _row_met(row)]

@@ -3,19 +3,21 @@
     python -m deploy.cluster    # what `make cluster` runs; Ctrl-C (or SIGTERM) stops everything
 
 It starts, in order: a private redis-server (unless REDIS_URL is set), the
-migrations (once), nodes node1..node3 on 127.0.0.1:8001-8003 (their metrics on
-127.0.0.1:9401-9403), Traefik on https://127.0.0.1:8443 with a throwaway CA,
-and Prometheus on http://127.0.0.1:9090, scraping the nodes and Traefik every
-second. Everything it writes lives under .cluster/ (git-ignored): the CA
-(`ca.pem`), the certificate, the shared DJANGO_SECRET_KEY and token signing
-key, the SQLite database, Traefik's and Prometheus's configurations (made by
-deploy/traefik_config.py and deploy/prometheus_config.py), Prometheus's data
-and one log per process. Ports are overridable: CLUSTER_HTTPS_PORT,
-CLUSTER_NODE_PORTS and CLUSTER_METRICS_PORTS (comma-separated),
-CLUSTER_API_PORT, CLUSTER_TRAEFIK_METRICS_PORT, CLUSTER_PROMETHEUS_PORT,
-CLUSTER_REDIS_PORT; so is the state directory, CLUSTER_STATE_DIR. Ctrl-C,
-SIGTERM and SIGHUP (the terminal closing) all stop every child, however
-many times they come. See docs/deploy.md.
+migrations and collectstatic (once, as the image's build does), nodes
+node1..node3 on 127.0.0.1:8001-8003 (their metrics on 127.0.0.1:9401-9403),
+Traefik on https://127.0.0.1:8443 with a throwaway CA, and Prometheus on
+http://127.0.0.1:9090, scraping the nodes and Traefik every second.
+Everything it writes lives under .cluster/ (git-ignored): the CA (`ca.pem`),
+the certificate, the shared DJANGO_SECRET_KEY and token signing key, the
+SQLite database, the collected static files, Traefik's and Prometheus's
+configurations (made by deploy/traefik_config.py and
+deploy/prometheus_config.py), Prometheus's data and one log per process.
+Ports are overridable: CLUSTER_HTTPS_PORT, CLUSTER_NODE_PORTS and
+CLUSTER_METRICS_PORTS (comma-separated), CLUSTER_API_PORT,
+CLUSTER_TRAEFIK_METRICS_PORT, CLUSTER_PROMETHEUS_PORT, CLUSTER_REDIS_PORT; so
+is the state directory, CLUSTER_STATE_DIR. Ctrl-C, SIGTERM and SIGHUP (the
+terminal closing) all stop every child, however many times they come. See
+docs/deploy.md.
 
 Tests use the same `Cluster` with a temporary state directory and free ports,
 and kill, stop and restart single nodes through it.
@@ -202,7 +204,7 @@ class Cluster:
             progress(f"starting redis-server on {self.redis_url}")
             self.redis = self._redis_service()
             self.redis.start()
-        progress("running migrations")
+        progress("running migrations, collecting static files")
         self._migrate(secret_key)
         for name, port in zip(self.node_names, self.config.node_ports, strict=True):
             progress(f"starting {name} on {LOOPBACK}:{port}")
@@ -293,6 +295,8 @@ class Cluster:
             "DJANGO_DEBUG": "0",
             "DJANGO_SECRET_KEY": secret_key,
             "DJANGO_SQLITE_PATH": str(self.state_dir / "db.sqlite3"),
+            # Hashed names and gzip copies, which the nodes serve (WhiteNoise: mcpsite/static_files.py).
+            "DJANGO_STATIC_ROOT": str(self.state_dir / "static"),
             "DJANGO_ALLOWED_HOSTS": hosts,
             "DJANGO_CSRF_TRUSTED_ORIGINS": origins,
             # Traefik sets X-Forwarded-Proto (and drops the client's own).
@@ -311,9 +315,16 @@ class Cluster:
         }
 
     def _migrate(self, secret_key: str) -> None:
-        """Migrate the shared database and load the demo decisions (both idempotent), as `make run` does."""
+        """Migrate the shared database and load the demo decisions, as `make run` does, and collect the static
+        files, as the image's build does (all idempotent): with DEBUG off, a page names its files by the
+        manifest collectstatic writes."""
         env = child_environment(self.node_environment("migrate", secret_key))
-        for step, arguments in (("migrate", ["migrate", "--noinput"]), ("demo data", ["load_demo_decisions"])):
+        steps = (
+            ("migrate", ["migrate", "--noinput"]),
+            ("demo data", ["load_demo_decisions"]),
+            ("static files", ["collectstatic", "--noinput"]),
+        )
+        for step, arguments in steps:
             service = Service(
                 name=step,
                 argv=[sys.executable, "manage.py", *arguments],

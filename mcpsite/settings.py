@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from whitenoise.compress import Compressor
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # /static/...: answered here, before sessions and the rest (mcpsite/static_files.py).
+    "mcpsite.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -103,7 +106,8 @@ ASGI_APPLICATION = "mcpsite.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The project's own pages (the front page); the apps keep theirs in <app>/templates.
+        "DIRS": [BASE_DIR / "mcpsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -200,6 +204,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # GraphiQL's pinned npm files (graphql_app/graphiql/).
+    "graphql_app.graphiql.finder.GraphiQLFinder",
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # collectstatic writes hashed names (and gzip copies) and a manifest that {% static %} reads
+    # when DEBUG is off; the nodes serve them with WhiteNoise (mcpsite/static_files.py).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Source maps are for a browser's developer tools: no gzip copies of them (GraphiQL's weigh megabytes).
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = (*Compressor.SKIP_COMPRESS_EXTENSIONS, "map")
 
 # Production hardening, switched on by the environment (see docs/settings.md).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY", False) else None
@@ -358,6 +376,9 @@ GRAPHQL_MAX_ROWS = env_int("GRAPHQL_MAX_ROWS", 500)
 GRAPHQL_MAX_RESPONSE_BYTES = env_int("GRAPHQL_MAX_RESPONSE_BYTES", 8 * 1024 * 1024)
 # Introspection and "Did you mean ...?" hints in errors (graphql_app/api/visibility.py).
 GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+# GraphiQL for a browser's GET of /graphql, from the node's own static files (graphql_app/graphiql/).
+# It reads the schema by introspection, so it needs GRAPHQL_INTROSPECTION too.
+GRAPHQL_GRAPHIQL = env_bool("GRAPHQL_GRAPHIQL", DEBUG)
 # Seconds an Idempotency-Key (and the answer kept for it) lasts (graphql_app/api/idempotency.py).
 GRAPHQL_IDEMPOTENCY_TTL = env_int("GRAPHQL_IDEMPOTENCY_TTL", 24 * 3600)
 

@@ -5,9 +5,11 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
 from graphql_app.api.views import graphql_view
+from mcpsite.front_page import front_page
 from sessions_app.views import healthz, protected_resource_metadata
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("", front_page, name="front-page"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("graphql", graphql_view, name="graphql"),

@@ -6,7 +6,10 @@ import logging
 
 
 class DrainingHealthCheck(logging.Filter):
-    """Drop Django's error record for /healthz answering 503: that is a draining node saying so, not a fault."""
+    """Drop Django's error record for /healthz answering 503: that is a draining node saying so, not a fault.
+
+    The drain says it once itself, at INFO (cluster/shutdown.py, `announce_refused_health_check`).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)

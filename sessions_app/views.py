@@ -7,6 +7,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
 from sessions_app.auth.resource import resource_server
+from sessions_app.cluster.shutdown import announce_refused_health_check
 from sessions_app.session.manager import session_manager
 
 
@@ -25,7 +26,10 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         # Every session owns tasks; a count that only grows is a leak.
         "tasks": len(asyncio.all_tasks()),
     }
-    return JsonResponse(body, status=503 if node.draining else 200)
+    if node.draining:
+        announce_refused_health_check(manager)
+        return JsonResponse(body, status=503)
+    return JsonResponse(body)
 
 
 @require_safe

@@ -18,3 +18,9 @@ if not (os.environ.get("OAUTH_SIGNING_KEY_FILE") or os.environ.get("OAUTH_SIGNIN
     os.environ["OAUTH_SIGNING_KEY_FILE"] = str(_key_file)
 
 from mcpsite.settings import *  # noqa: F403
+
+# Test nodes serve static files straight from the apps and node_modules, as `make run` does: no
+# collectstatic, no manifest. tests/test_static_files.py runs a node the production way.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

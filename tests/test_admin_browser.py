@@ -5,10 +5,7 @@ admin's login form, finds the session, and closes it with its button. The
 session must be gone everywhere: from the page, from the node (/healthz and a
 404 to the client) and from the registry.
 
-Chromium and chromedriver are Debian's (tests/system_packages.sh, run
-by `make pytest`), driven through a given chromedriver so that selenium never
-downloads a driver or a browser; the flags keep Chromium off the network
-except for the node on loopback.
+Chromium is Debian's, run as tests/browser.py says.
 """
 
 from __future__ import annotations
@@ -19,9 +16,6 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -29,28 +23,13 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 from sessions_app.cluster.routing import short_id
+from tests.browser import ARTIFACTS, PATIENCE, chromium
 from tests.mcp_http import open_session, session_headers
-from tests.nodes import REPO, Node, manage
+from tests.nodes import Node, manage
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ARTIFACTS = REPO / "test-artifacts"
 LIST_PATH = "/admin/sessions_app/activesession/"
 USERNAME = "operator"
 NODE_ID = "browser-node"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,800",
-)
-# How long the page may take to show what we wait for.
-PATIENCE = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +42,6 @@ def admin_node(tmp_path_factory: pytest.TempPathFactory, password: str) -> Itera
     """A daphne node with its own SQLite database, migrated, and a superuser in it."""
     folder = tmp_path_factory.mktemp("admin-node")
     env = {
-        "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
         "DJANGO_SQLITE_PATH": str(folder / "db.sqlite3"),
         # One key for every process that touches this database.
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -85,19 +63,8 @@ def admin_node(tmp_path_factory: pytest.TempPathFactory, password: str) -> Itera
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{', '.join(missing)} missing: run tests/system_packages.sh (`make pytest` does)"
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    # A driver path of our own: selenium then skips Selenium Manager, which would download one.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def sessions_on(node: Node) -> int:

@@ -544,10 +544,34 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Each build stage's instructions by its name (the last one, the image: ""), its FROM first."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    for keyword, arguments in dockerfile_instructions():
+        if keyword == "FROM":
+            _, _, name = arguments.partition(" AS ")
+            current = stages[name] = []
+        current.append((keyword, arguments))
+    return stages
+
+
+def test_dockerfile_builds_the_static_files_in_a_stage_of_their_own() -> None:
+    stages = dockerfile_stages()
+    assert list(stages) == ["app", "graphiql", "static", ""]
+    assert stages["app"][0] == ("FROM", "python:3.11-slim AS app")
+    assert stages["graphiql"][0][1].startswith("node:22")
+    assert ("RUN", "npm ci --no-audit --no-fund") in stages["graphiql"]
+    assert ("COPY", "--from=graphiql /graphiql/node_modules graphql_app/graphiql/node_modules") in stages["static"]
+    assert any("collectstatic --noinput" in arguments for keyword, arguments in stages["static"] if keyword == "RUN")
+    # The image: the application stage and the collected files, nothing of node's.
+    assert stages[""][:2] == [("FROM", "app"), ("COPY", "--from=static /app/staticfiles /app/staticfiles")]
+    assert "graphql_app/graphiql/node_modules" in (REPO / ".dockerignore").read_text().split()
+
+
 def test_dockerfile_runs_daphne_as_a_user_without_privileges() -> None:
-    instructions = dockerfile_instructions()
+    instructions = dockerfile_stages()[""]
     keywords = [keyword for keyword, _ in instructions]
-    assert instructions[0] == ("FROM", "python:3.11-slim")
+    assert instructions[0] == ("FROM", "app")
     entrypoint = instructions[keywords.index("ENTRYPOINT")][1]
     assert yaml.safe_load(entrypoint) == [
         "python",
@@ -562,8 +586,7 @@ def test_dockerfile_runs_daphne_as_a_user_without_privileges() -> None:
     user = instructions[keywords.index("USER")][1]
     assert user not in ("root", "0")
     assert keywords.index("USER") < keywords.index("ENTRYPOINT")
-    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
-    assert any("collectstatic --noinput" in arguments for arguments in runs)
+    runs = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN"]
     assert any("useradd" in arguments and user in shlex.split(arguments) for arguments in runs)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".cluster", "deploy/.env"} <= set(ignored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -452,14 +453,24 @@ async def test_get_runs_queries_but_never_mutations(client: AsyncClient, log: li
 # --- GraphiQL, CSRF ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("debug", "status"), [(True, 200), (False, 400)])
-async def test_graphiql_only_in_debug(client: AsyncClient, settings: Settings, debug: bool, status: int) -> None:
-    settings.DEBUG = debug
+@pytest.mark.parametrize(("graphiql", "status"), [(True, 200), (False, 400)])
+async def test_graphiql_only_when_on(client: AsyncClient, settings: Settings, graphiql: bool, status: int) -> None:
+    settings.GRAPHQL_GRAPHIQL = graphiql
 
     response = await client.get(URL, headers={"Accept": "text/html"})
 
     assert response.status_code == status
-    assert (b"graphiql" in response.content.lower()) is debug
+    assert (b"graphiql" in response.content.lower()) is graphiql
+
+
+async def test_graphiql_s_page_loads_its_files_from_the_node(client: AsyncClient, settings: Settings) -> None:
+    settings.GRAPHQL_GRAPHIQL = True
+
+    page = (await client.get(URL, headers={"Accept": "text/html"})).content.decode()
+
+    links = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert "/static/graphiql/graphiql/graphiql.min.js" in links
+    assert all(link.startswith("/static/") for link in links), links
 
 
 @db

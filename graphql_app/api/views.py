@@ -1,4 +1,8 @@
-"""The /graphql HTTP view: strawberry's async view, GraphiQL only when DEBUG is on.
+"""The /graphql HTTP view: strawberry's async view, GraphiQL when GRAPHQL_GRAPHIQL is on (DEBUG's default).
+
+GraphiQL's page is our template, graphql_app/templates/graphql/graphiql.html
+(strawberry renders that name when it exists): it loads GraphiQL and React from
+the node's own static files, never from a CDN (graphql_app/graphiql/).
 
 Who may run what is decided in access.py: bearer tokens, or a staff session
 that passes the CSRF check. The view itself is exempt from Django's CSRF
@@ -30,7 +34,7 @@ from .schema import schema
 class GraphQLView(AsyncGraphQLView):
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # Read per request, not at import: settings may differ by then (tests).
-        return bool(settings.DEBUG) and super().should_render_graphql_ide(request)
+        return bool(settings.GRAPHQL_GRAPHIQL) and super().should_render_graphql_ide(request)
 
     async def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         caller = await identify(request)

@@ -33,6 +33,9 @@ class ClusterNode:
     registry: SessionRegistry
     boot_id: str = field(default_factory=lambda: secrets.token_hex(8))
     draining: bool = False
+    # When the drain began (time.monotonic()), and whether /healthz's first 503 of it was logged (shutdown.py).
+    draining_since: float = 0.0
+    drain_announced: bool = False
     # Off for nodes embedded in tests, whose process is not a server.
     handle_sigterm: bool = True
 

@@ -1,7 +1,10 @@
 """Graceful shutdown on SIGTERM, the production path (daphne).
 
 1. The node starts draining: /healthz answers 503, so the load balancer moves
-   new traffic away, and `initialize` is refused with 503.
+   new traffic away, and `initialize` is refused with 503. The first such 503
+   is logged once, at INFO, with how far the drain has got
+   (`announce_refused_health_check`); Django's ERROR record of each one is
+   dropped (sessions_app/log_filters.py).
 2. After MCP_SHUTDOWN_DRAIN_DELAY, while the balancer has noticed, the
    sessions go one of two ways:
    - hand-off (MCP_SHUTDOWN_HANDOFF, when sessions are adoptable): requests
@@ -65,6 +68,26 @@ def _chain(previous: Any, signum: int) -> None:
         raise SystemExit(0)
 
 
+def announce_refused_health_check(manager: SessionManager) -> None:
+    """/healthz has answered 503: the first time in this drain, say so, with what is left to drain.
+
+    That the balancer is being told is worth one line; each health check that
+    follows (every few seconds, per balancer) says nothing new.
+    """
+    node = manager.node
+    if node.drain_announced:
+        return
+    node.drain_announced = True
+    logger.info(
+        "Draining: /healthz answers 503 from now on (sessions left: %d, open streams: %d; %.1f s into a drain"
+        " of at most %.1f s)",
+        len(manager),
+        manager.open_streams,
+        time.monotonic() - node.draining_since,
+        node.settings.shutdown_grace,
+    )
+
+
 async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], None]) -> None:
     node = manager.node
     if node.draining:
@@ -72,8 +95,8 @@ async def drain_then_stop(manager: SessionManager, stop_server: Callable[[], Non
         stop_server()
         return
     node.draining = True
+    node.draining_since = started = time.monotonic()
     settings = node.settings
-    started = time.monotonic()
     logger.warning("SIGTERM: draining %d sessions within %.1f s", len(manager), settings.shutdown_grace)
 
     def time_left() -> float:
