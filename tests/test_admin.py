@@ -222,8 +222,9 @@ def test_close_ends_the_session_through_its_owner_and_deletes_the_record(
     assert messages_of(response) == [f"Closed MCP session {short_id(session.session_id)} on node node-a."]
     assert registry.get(session.session_id) is None
     assert "No MCP sessions." in response.content.decode()
-    # The owner's channel got the close message of the one close path.
-    assert receive(channel) == {"type": CLOSE_MESSAGE, "reason": CloseReason.OPERATOR}
+    # The owner's channel got the close message of the one close path, naming the session.
+    expected = {"type": CLOSE_MESSAGE, "session": session.session_id, "reason": CloseReason.OPERATOR}
+    assert receive(channel) == expected
 
 
 def test_close_deletes_the_record_of_a_session_held_nowhere(staff_client: Client, registry: SessionRegistry) -> None:

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from channels.layers import get_channel_layer
 from mcp.shared.message import SessionMessage
@@ -69,6 +70,11 @@ class SessionManager:
         # Each client's share of this process (admission.py).
         self.sessions_per_client = ClientQuota("sessions", settings.max_sessions_per_client)
         self.listen_streams_per_client = ClientQuota("listen streams", settings.max_listen_streams_per_client)
+        # This process's one channel-layer channel for messages to its sessions (a close
+        # from another node), opened with the first session; one per session would
+        # cost each idle session a receive queue and a task (about 3 KiB).
+        self._channel: asyncio.Task[str] | None = None
+        self._channel_listener: asyncio.Task[None] | None = None
         node.on_store_lost = self.publish_all
 
     def __len__(self) -> int:
@@ -94,11 +100,7 @@ class SessionManager:
         self.sessions_per_client.take(client)
         self.start()
         host = await hosted_server()
-        layer = get_channel_layer()
-        # Every process-local channel must share the default prefix: the core
-        # Redis layer reads all of them with one blocking pop on one key per
-        # prefix, so a second prefix in the same process starves.
-        channel_name = await layer.new_channel() if layer is not None else ""
+        channel_name = await self._session_channel()
         session = McpSession(
             new_session_id(self.settings.node_route),
             self.settings,
@@ -164,8 +166,7 @@ class SessionManager:
         host = await hosted_server()
         if not self.may_adopt(host, record):
             return None
-        layer = get_channel_layer()
-        channel_name = await layer.new_channel() if layer is not None else ""
+        channel_name = await self._session_channel()
         session = McpSession(
             record.session_id,
             self.settings,
@@ -241,6 +242,48 @@ class SessionManager:
         self.publish(session)
         return reply, session.id
 
+    async def _session_channel(self) -> str:
+        """The channel other nodes send this process's sessions messages on ("" without a channel layer)."""
+        if get_channel_layer() is None:
+            return ""
+        if self._channel is None:
+            self._channel = asyncio.get_running_loop().create_task(self._open_channel())
+        return await asyncio.shield(self._channel)
+
+    async def _open_channel(self) -> str:
+        layer = get_channel_layer()
+        # Every process-local channel must share the default prefix: the core
+        # Redis layer reads all of them with one blocking pop on one key per
+        # prefix, so a second prefix in the same process starves.
+        channel = str(await layer.new_channel())
+        self._channel_listener = asyncio.get_running_loop().create_task(
+            self._listen_channel(layer, channel), name="mcp-session-channel"
+        )
+        return channel
+
+    async def _listen_channel(self, layer: Any, channel: str) -> None:
+        """Take messages for this process's sessions from the channel layer, for as long as it lives.
+
+        The layer may be Redis, and Redis may go away: that must not end the
+        listening, so failures are logged once and retried with a back-off.
+        """
+        delay = 0.0
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except Exception as exc:
+                if delay == 0.0:
+                    logger.warning("MCP sessions cannot reach the channel layer (%s); retrying", exc)
+                delay = min(max(delay * 2, 0.2), 5.0)
+                await asyncio.sleep(delay)
+                continue
+            delay = 0.0
+            session = self._sessions.get(str(message.get("session", "")))
+            if message.get("type") != CLOSE_MESSAGE:
+                logger.warning("MCP sessions ignored a channel message of type %r", message.get("type"))
+            elif session is not None:
+                self.close_soon(session, CloseReason.from_message(message.get("reason")))
+
     def start(self) -> None:
         """Start the node's background services, and the SIGTERM drain of this process's sessions (idempotent)."""
         self.node.start()
@@ -310,7 +353,8 @@ class SessionManager:
             layer = get_channel_layer()
             try:
                 if layer is not None:
-                    await layer.send(record.channel_name, {"type": CLOSE_MESSAGE, "reason": reason})
+                    message = {"type": CLOSE_MESSAGE, "session": session_id, "reason": reason}
+                    await layer.send(record.channel_name, message)
             except Exception:
                 logger.exception("Could not ask node %s to close MCP session %s", record.node_id, short_id(session_id))
         self.node.writer.remove(session_id)

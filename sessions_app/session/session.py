@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from channels.layers import get_channel_layer
 from mcp.server.runner import serve_loop
 from mcp.shared._context_streams import ContextSendStream, create_context_streams
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
@@ -166,7 +165,6 @@ class McpSession:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"mcp-session-{short_id(self.id)}")
 
     async def _run(self) -> None:
-        listener = asyncio.get_running_loop().create_task(self._listen_channel()) if self.channel_name else None
         try:
             await serve_loop(
                 self.host.server,
@@ -178,11 +176,6 @@ class McpSession:
         except Exception:
             logger.exception("MCP session %s crashed", short_id(self.id))
         finally:
-            if listener is not None:
-                listener.cancel()
-                # Awaited, so that a closed session leaves no task behind, even for a moment.
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
             if not self.closed:
                 # The server loop ended on its own (crash, or the SDK closed it):
                 # the session is over, and the manager must forget it.
@@ -409,35 +402,6 @@ class McpSession:
         # so a cancelled request is answered with an error instead of silence.
         error = wire.error_message(REQUEST_CANCELLED, "Request cancelled", request_id=stream.request_id)
         await self._outgoing.send(SessionMessage(error))
-
-    # --- messages from other processes ------------------------------------
-
-    async def _listen_channel(self) -> None:
-        """Take messages for this session from the channel layer, for as long as it lives.
-
-        The layer may be Redis, and Redis may go away: that must not end the
-        session, so failures are logged once and retried with a back-off.
-        """
-        layer = get_channel_layer()
-        assert layer is not None
-        delay = 0.0
-        while True:
-            try:
-                message = await layer.receive(self.channel_name)
-            except Exception as exc:
-                if delay == 0.0:
-                    logger.warning(
-                        "MCP session %s cannot reach the channel layer (%s); retrying", short_id(self.id), exc
-                    )
-                delay = min(max(delay * 2, 0.2), 5.0)
-                await asyncio.sleep(delay)
-                continue
-            delay = 0.0
-            kind = message.get("type")
-            if kind == CLOSE_MESSAGE:
-                self.request_close(self, CloseReason.from_message(message.get("reason")))
-            else:
-                logger.warning("MCP session %s ignored a channel message of type %r", short_id(self.id), kind)
 
     # --- outbound --------------------------------------------------------
 
