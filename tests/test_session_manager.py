@@ -300,11 +300,12 @@ async def test_a_local_close_that_raises_still_removes_the_record(
     assert await manager.node.writer.settled(session.id, within=PATIENCE)
     assert manager.node.registry.get(session.id) is not None
 
-    async def stop_that_fails(**kwargs: object) -> None:
+    async def stop_that_fails(self: McpSession, **kwargs: object) -> None:
         raise RuntimeError("the session would not stop")
 
     # The one stand-in in this file: nothing real makes a session's stop fail on demand.
-    monkeypatch.setattr(session, "stop", stop_that_fails)
+    # (On the class: sessions have slots, and no attribute of their own can shadow a method.)
+    monkeypatch.setattr(McpSession, "stop", stop_that_fails)
     assert await manager.close(session.id, CloseReason.OPERATOR) is True
 
     assert manager.get(session.id) is None

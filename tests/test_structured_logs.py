@@ -309,12 +309,12 @@ async def test_a_task_that_outlives_its_request_stops_logging_as_it() -> None:
 
     started: list[asyncio.Task[None]] = []
 
-    @log_context.request_scope
     async def serve() -> None:
-        log_context.describe(Era.HANDSHAKE, "route.secret", {"method": "initialize"})
-        started.append(asyncio.get_running_loop().create_task(background()))
-        await asyncio.sleep(0)
-        seen.append(fields())
+        with log_context.request_scope():
+            log_context.describe(Era.HANDSHAKE, "route.secret", {"method": "initialize"})
+            started.append(asyncio.get_running_loop().create_task(background()))
+            await asyncio.sleep(0)
+            seen.append(fields())
 
     # When the request ends and the task logs again
     await serve()

@@ -56,35 +56,35 @@ async def _redirected_to_https(writer: ResponseWriter, request: McpRequest) -> b
     return True
 
 
-@log_context.request_scope
 async def _serve(writer: ResponseWriter, request: McpRequest, body: bytes, settings: McpSettings) -> None:
-    try:
-        require_trusted_caller(request, settings)
-        if not request.relayed and await _redirected_to_https(writer, request):
-            return
-        if request.method not in ("GET", "POST", "DELETE"):
-            raise MethodNotAllowed("Method Not Allowed", headers={"Allow": ALLOWED_METHODS})
-        # A relayed request is checked again at its owner: the owner trusts no other node's word.
-        request, principal = await authenticate(request)
-        message: dict[str, Any] | None = None
-        if request.method == "POST":
-            require_post_headers(request, json_only=settings.json_response)
-            message = parse_message_object(body)
-        await authorize(principal, message)
-        era = era_of(request.method, request.headers, message)
-        log_context.describe(era, request.session_id, message)
-        if era is Era.STATELESS:
-            assert message is not None
-            await serve_stateless(writer, request, message, settings)
-        else:
-            await serve_handshake(writer, request, message, body, settings)
-    except TransportError as error:
-        if writer.started:
-            logger.warning("Refusal after the answer started (%s /mcp): %s", request.method, error.message)
-        else:
-            await send_error(writer, error)
-    except Exception:
-        logger.exception("Unexpected error serving %s /mcp", request.method)
-        if not writer.started:
-            body = wire.dump_message(wire.error_message(INTERNAL_ERROR, "Internal server error"))
-            await send_json(writer, 500, body)
+    with log_context.request_scope():
+        try:
+            require_trusted_caller(request, settings)
+            if not request.relayed and await _redirected_to_https(writer, request):
+                return
+            if request.method not in ("GET", "POST", "DELETE"):
+                raise MethodNotAllowed("Method Not Allowed", headers={"Allow": ALLOWED_METHODS})
+            # A relayed request is checked again at its owner: the owner trusts no other node's word.
+            request, principal = await authenticate(request)
+            message: dict[str, Any] | None = None
+            if request.method == "POST":
+                require_post_headers(request, json_only=settings.json_response)
+                message = parse_message_object(body)
+            await authorize(principal, message)
+            era = era_of(request.method, request.headers, message)
+            log_context.describe(era, request.session_id, message)
+            if era is Era.STATELESS:
+                assert message is not None
+                await serve_stateless(writer, request, message, settings)
+            else:
+                await serve_handshake(writer, request, message, body, settings)
+        except TransportError as error:
+            if writer.started:
+                logger.warning("Refusal after the answer started (%s /mcp): %s", request.method, error.message)
+            else:
+                await send_error(writer, error)
+        except Exception:
+            logger.exception("Unexpected error serving %s /mcp", request.method)
+            if not writer.started:
+                body = wire.dump_message(wire.error_message(INTERNAL_ERROR, "Internal server error"))
+                await send_json(writer, 500, body)

@@ -1,6 +1,6 @@
 """What a log record knows about the MCP request it was written for (the JSON log format, settings.LOGGING).
 
-`endpoint._serve` runs inside `request_scope` and calls `describe` once the
+`endpoint._serve` runs inside `request_scope()` and calls `describe` once the
 request's era is known. From then on, each record written while serving the
 request gets, from the `RequestFields` filter: `era` (handshake or
 stateless), `method` (the JSON-RPC method, absent for GET and DELETE),
@@ -20,12 +20,11 @@ handler still running after its client dropped the stream logs without them.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from sessions_app.cluster.routing import session_hash
 from sessions_app.http.eras import Era
@@ -38,9 +37,6 @@ ERA_NAMES = {Era.HANDSHAKE: "handshake", Era.STATELESS: "stateless"}
 TRACEPARENT = re.compile(
     r"(?P<version>[0-9a-f]{2})-(?P<trace>[0-9a-f]{32})-(?P<parent>[0-9a-f]{16})-[0-9a-f]{2}(?P<rest>-.*)?"
 )
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class _Scope:
@@ -68,21 +64,23 @@ class _Scope:
 _scope: ContextVar[_Scope | None] = ContextVar("mcp_log_scope", default=None)
 
 
-def request_scope(serve: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Decorate the coroutine that serves one request: `describe` within it names the request until it returns."""
+class request_scope:
+    """`with request_scope():` around serving one request: `describe` within it names the request until it ends.
 
-    @functools.wraps(serve)
-    async def scoped(*args: P.args, **kwargs: P.kwargs) -> T:
-        scope = _Scope()
-        token = _scope.set(scope)
-        try:
-            return await serve(*args, **kwargs)
-        finally:
-            # Tasks that copied this context keep the scope object: ending it ends their share too.
-            scope.ended = True
-            _scope.reset(token)
+    A class, not a decorator or a generator: neither holds a frame of its own
+    for as long as the request lasts (an open stream lasts for hours).
+    """
 
-    return scoped
+    __slots__ = ("_scope", "_token")
+
+    def __enter__(self) -> None:
+        self._scope = _Scope()
+        self._token = _scope.set(self._scope)
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Tasks that copied this context keep the scope object: ending it ends their share too.
+        self._scope.ended = True
+        _scope.reset(self._token)
 
 
 def describe(era: Era, session_id: str | None, message: Mapping[str, Any] | None) -> None:

@@ -97,7 +97,9 @@ class Stream:
             self.connection = None
 
 
-@dataclass
+# Slots: with its 38 attributes an instance dictionary would outgrow the keys
+# Python shares between instances and cost every idle session 2 KiB.
+@dataclass(slots=True)
 class McpSession:
     id: str
     settings: McpSettings
@@ -111,9 +113,11 @@ class McpSession:
     protocol_version: str = ""
     client_name: str = ""
     client_version: str = ""
-    # The rest of the continuation state (registry/base.py SessionRecord).
-    client_info: dict[str, Any] = field(default_factory=dict)
-    client_capabilities: dict[str, Any] = field(default_factory=dict)
+    # The rest of the continuation state (registry/base.py SessionRecord). The
+    # client's info and capabilities as compact JSON, [info, capabilities]: they
+    # are only ever recorded, and as nested dicts they cost every idle session
+    # a kilobyte or more.
+    client_json: str = "[{},{}]"
     log_level: str = ""
     subscriptions: list[str] = field(default_factory=list)
     adoptable: bool = True
@@ -137,26 +141,37 @@ class McpSession:
     # Set once the session's record was handed to the registry.
     published: bool = False
     last_active: float = field(default_factory=time.monotonic)
+    # Made in __post_init__:
+    _read_send: ContextSendStream[SessionMessage | Exception] = field(init=False, repr=False)
+    _read_recv: Any = field(init=False, repr=False)
+    _outgoing: _RouteOnSend = field(init=False, repr=False)
+    log: EventLog = field(init=False, repr=False)
+    streams: dict[int, Stream] = field(init=False, repr=False)
+    # Streams of requests still waiting for their answer, by str(request id).
+    _by_request: dict[str, Stream] = field(init=False, repr=False)
+    # Answered streams stay resumable until this many newer ones were answered.
+    # A list, not a deque: it is short, and an empty deque costs 624 bytes in
+    # every idle session.
+    _answered: list[int] = field(init=False, repr=False)
+    _next_stream: int = field(init=False, repr=False)
+    # Adopted: resources/updated for each subscription, sent once a standalone stream attaches.
+    _updates_owed: list[JSONRPCNotification] = field(init=False, repr=False)
+    _task: asyncio.Task[None] | None = field(init=False, repr=False)
+    closed: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Each message carries its sender's context, and the SDK runs its handler in it (as with the
         # SDK's own transports): the handler's log records name the request that brought the message
         # (http/log_context.py), not the `initialize` that started the session's task.
-        self._read_send: ContextSendStream[SessionMessage | Exception]
         self._read_send, self._read_recv = create_context_streams[SessionMessage | Exception](0)
         self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
-        self.streams: dict[int, Stream] = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
-        # Streams of requests still waiting for their answer, by str(request id).
-        self._by_request: dict[str, Stream] = {}
-        # Answered streams stay resumable until this many newer ones were answered.
-        # A list, not a deque: it is short, and an empty deque costs 624 bytes
-        # in every idle session.
-        self._answered: list[int] = []
+        self.streams = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
+        self._by_request = {}
+        self._answered = []
         self._next_stream = self.epoch + 1
-        # Adopted: resources/updated for each subscription, sent once a standalone stream attaches.
-        self._updates_owed: list[JSONRPCNotification] = []
-        self._task: asyncio.Task[None] | None = None
+        self._updates_owed = []
+        self._task = None
         self.closed = False
 
     # --- lifecycle -------------------------------------------------------
@@ -263,14 +278,21 @@ class McpSession:
         self.protocol_version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
         client = params.get("clientInfo")
         capabilities = params.get("capabilities")
-        if isinstance(client, Mapping):
-            self.client_name = str(client.get("name", ""))[:MAX_CLIENT_FIELD]
-            self.client_version = str(client.get("version", ""))[:MAX_CLIENT_FIELD]
-            self.client_info = dict(client)
-        if isinstance(capabilities, Mapping):
-            self.client_capabilities = dict(capabilities)
-        if len(json.dumps([self.client_info, self.client_capabilities], default=str)) > MAX_RECORDED_CLIENT_BYTES:
+        info = dict(client) if isinstance(client, Mapping) else {}
+        self.client_name = str(info.get("name", ""))[:MAX_CLIENT_FIELD]
+        self.client_version = str(info.get("version", ""))[:MAX_CLIENT_FIELD]
+        recorded = [info, dict(capabilities) if isinstance(capabilities, Mapping) else {}]
+        self.client_json = json.dumps(recorded, default=str, separators=(",", ":"))
+        if len(self.client_json) > MAX_RECORDED_CLIENT_BYTES:
             self._outgrow_record("client info and capabilities")
+
+    @property
+    def client_info(self) -> dict[str, Any]:
+        return dict(json.loads(self.client_json)[0])
+
+    @property
+    def client_capabilities(self) -> dict[str, Any]:
+        return dict(json.loads(self.client_json)[1])
 
     def _apply_change(self, method: str, params: dict[str, Any]) -> None:
         """A continuation-state request succeeded: remember its effect, and have the record rewritten."""
