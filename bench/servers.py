@@ -209,20 +209,24 @@ def our_node(
 
 def floor(log_dir: Path, *, json_response: bool) -> ServerProcess:
     """The floor of our stack: a bare consumer answering fixed bytes under our server (bench/floor_app.py)."""
-    port = free_port()
-    env = node_env(BENCH_FLOOR_SSE="0" if json_response else "1")
-    argv = [*node_command(LOOPBACK, port, "-v", "0")[:-1], "bench.floor_app:application"]
-    mode = "json" if json_response else "sse"
-    return ServerProcess(f"floor-{mode}", argv, env, log_dir / f"floor-{mode}-{port}.log", port)
+    env = {"BENCH_FLOOR_SSE": "0" if json_response else "1"}
+    return _under_our_server(log_dir, "floor", "bench.floor_app:application", json_response, env)
 
 
 def reference_under_daphne(log_dir: Path, *, json_response: bool) -> ServerProcess:
     """The reference application under our production server (bench/reference_daphne.py)."""
+    env = {"BENCH_REFERENCE_JSON": "1" if json_response else "0"}
+    return _under_our_server(log_dir, "reference-daphne", "bench.reference_daphne:application", json_response, env)
+
+
+def _under_our_server(
+    log_dir: Path, label: str, application: str, json_response: bool, env: Mapping[str, str]
+) -> ServerProcess:
+    """`application` served by `python -m mcpsite.http_server`, as our node is (no access log)."""
     port = free_port()
-    env = node_env(BENCH_REFERENCE_JSON="1" if json_response else "0")
-    argv = [*node_command(LOOPBACK, port, "-v", "0")[:-1], "bench.reference_daphne:application"]
-    mode = "json" if json_response else "sse"
-    return ServerProcess(f"reference-daphne-{mode}", argv, env, log_dir / f"reference-daphne-{mode}-{port}.log", port)
+    argv = [*node_command(LOOPBACK, port, "-v", "0")[:-1], application]
+    name = f"{label}-{'json' if json_response else 'sse'}"
+    return ServerProcess(name, argv, node_env(**env), log_dir / f"{name}-{port}.log", port)
 
 
 def reference(log_dir: Path, *, json_response: bool) -> ServerProcess:

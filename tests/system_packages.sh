@@ -12,6 +12,8 @@ missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
 [ -x /usr/bin/prometheus ] || missing="$missing prometheus"
+# The front page's curl snippet is run as a reader would run it.
+[ -x "$(command -v curl || true)" ] || missing="$missing curl"
 [ -z "$missing" ] && exit 0
 
 echo "Installing$missing for the tests (apt-get, needs root)" >&2

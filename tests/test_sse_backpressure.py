@@ -63,6 +63,19 @@ def complete_events(response: bytes) -> list[dict[str, str]]:
     return sse_events(whole + "\n\n") if whole else []
 
 
+def flood(client: httpx.Client, url: str, session_id: str) -> None:
+    """Have the probe server send COUNT log messages of SIZE bytes on the session's standalone stream."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": 9,
+        "method": "tools/call",
+        "params": {"name": "flood", "arguments": {"count": COUNT, "size": SIZE}},
+    }
+    answer = client.post(url, json=call, headers=session_headers(session_id))
+    assert answer.status_code == 200
+    assert "flooded" in answer.text
+
+
 def is_flood(event: dict[str, str]) -> bool:
     return '"logger":"flood"' in event.get("data", "")
 
@@ -80,15 +93,7 @@ def test_an_unread_stream_is_ended_and_the_client_resumes_without_loss(node_fact
         session_id = open_session(client, node.mcp_url)
         slow = open_unread_stream(node.port, session_id)
         time.sleep(0.5)  # the stream is open (its priming event is in the socket)
-        flood = {
-            "jsonrpc": "2.0",
-            "id": 9,
-            "method": "tools/call",
-            "params": {"name": "flood", "arguments": {"count": COUNT, "size": SIZE}},
-        }
-        answer = client.post(node.mcp_url, json=flood, headers=session_headers(session_id))
-        assert answer.status_code == 200
-        assert "flooded" in answer.text
+        flood(client, node.mcp_url, session_id)
 
         # The client reads nothing for longer than the grace; then it finds the server gave up on the
         # stream: what had reached the socket is far less than the flood.
@@ -132,14 +137,7 @@ def test_a_backlog_past_the_ceiling_is_ended_without_waiting_for_the_grace(node_
         session_id = open_session(client, node.mcp_url)
         slow = open_unread_stream(node.port, session_id)
         time.sleep(0.5)
-        flood = {
-            "jsonrpc": "2.0",
-            "id": 9,
-            "method": "tools/call",
-            "params": {"name": "flood", "arguments": {"count": COUNT, "size": SIZE}},
-        }
-        answer = client.post(node.mcp_url, json=flood, headers=session_headers(session_id))
-        assert answer.status_code == 200
+        flood(client, node.mcp_url, session_id)
         deadline = time.monotonic() + 10.0
         while "stopped reading" not in node.log():
             assert time.monotonic() < deadline, "the stream was not cut before the grace"
