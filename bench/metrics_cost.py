@@ -54,11 +54,9 @@ def _every_series() -> None:
         for era in ("handshake", "stateless"):
             for failed in (False, True):
                 metrics.observe_operation(method, era, failed=failed, seconds=0.01)
-    for name in ("add", "claim", "remove", "get", "records", "heartbeat", "forget_node", "live_nodes", "node_boot_id"):
+    for name in metrics.REGISTRY_OPERATIONS:
         metrics.registry_duration.labels(name).observe(0.001)
-        metrics.registry_errors.labels(name).inc(0)
-    for status in sorted(metrics.ADMISSION_STATUSES):
-        metrics.count_refusal(status)
+    metrics.create_error_series()
 
 
 def measure(iterations: int = 200_000, scrapes: int = 200) -> MetricsCost:
