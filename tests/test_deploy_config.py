@@ -32,7 +32,7 @@ import pytest
 import trustme
 import yaml
 
-from deploy import prometheus_config, traefik_config
+from deploy import generate, prometheus_config, traefik_config
 from sessions_app.cluster.routing import default_route, new_session_id
 from tests.conftest import StartNode
 from tests.nodes import LOOPBACK, free_port
@@ -44,8 +44,9 @@ COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 NODES = traefik_config.PRODUCTION_NODES
 
 
-def test_committed_traefik_files_are_what_the_generator_makes() -> None:
-    assert traefik_config.stale_files() == [], "run: python -m deploy.traefik_config"
+def test_committed_files_are_what_the_generators_make() -> None:
+    """Traefik's local and production files and production's Prometheus file."""
+    assert generate.stale_files() == [], "run: python -m deploy.generate"
 
 
 def test_local_and_production_route_alike() -> None:
@@ -154,10 +155,6 @@ def test_each_node_has_one_header_router_that_matches_its_ids_only(setup: traefi
 
 
 # --- Prometheus ---------------------------------------------------------------------
-
-
-def test_committed_prometheus_file_is_what_the_generator_makes() -> None:
-    assert prometheus_config.stale_files() == [], "run: python -m deploy.prometheus_config"
 
 
 @pytest.mark.parametrize(
