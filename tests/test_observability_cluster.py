@@ -28,11 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.cluster import Cluster
 from sessions_app.cluster.routing import default_route, route_of
-from tests.mcp_http import BASE_HEADERS, initialize_body, modern_headers, modern_request, session_headers
+from tests.mcp_http import modern_headers, modern_request, open_session, session_headers
 from tests.promql import alert_queries, dashboard_queries, runnable
 from tests.traefik_cluster import plain_client, session_records, start_test_cluster, wait_for
 
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 EDIT_TITLE = """
 mutation Edit($number: Int!, $title: String!) {
   editDecision(number: $number, input: {title: $title}) { decision { number title } errors { code message } }
@@ -76,14 +75,6 @@ def owner_of(cluster: Cluster, session_id: str) -> str:
     return routes[route]
 
 
-def initialize(client: httpx.Client, url: str) -> str:
-    answer = client.post(url, json=initialize_body(), headers=BASE_HEADERS)
-    assert answer.status_code == 200, answer.text
-    session_id = answer.headers["mcp-session-id"]
-    assert client.post(url, json=INITIALIZED, headers=session_headers(session_id)).status_code == 202
-    return session_id
-
-
 def call_tool(client: httpx.Client, url: str, session_id: str, name: str, arguments: dict[str, Any]) -> httpx.Response:
     body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
     return client.post(url, json=body, headers=session_headers(session_id))
@@ -118,7 +109,7 @@ def traffic(cluster: Cluster) -> Traffic:
     url = f"{cluster.mcp_url}?c=obs"
     with plain_client(cluster, keep_cookies=False) as client:
         # Sessions through Traefik, with tool calls; one stateless call; one unknown tool (an error).
-        sessions = [initialize(client, url) for _ in range(6)]
+        sessions = [open_session(client, url) for _ in range(6)]
         for number, session_id in enumerate(sessions, start=1):
             assert call_tool(client, url, session_id, "read_decision", {"number": number}).status_code == 200
             assert call_tool(client, url, session_id, "search_decisions", {"text": "session"}).status_code == 200
@@ -239,7 +230,7 @@ def test_open_sessions_per_node_match_what_each_node_reports(cluster: Cluster, t
     with httpx.Client(timeout=10) as client:
         for number, name in enumerate(cluster.node_names):
             for _ in range(number * 3):
-                initialize(client, f"{cluster.node_url(name)}/mcp")
+                open_session(client, f"{cluster.node_url(name)}/mcp")
     attempts = []
     for _ in range(5):
         before = healthz_sessions(cluster)
@@ -276,7 +267,7 @@ def varied_traffic(cluster: Cluster, name: str) -> None:
     url = f"{cluster.node_url(name)}/mcp"
     fresh = uuid.uuid4().hex
     with httpx.Client(timeout=10) as client:
-        sessions = [initialize(client, url) for _ in range(3)]
+        sessions = [open_session(client, url) for _ in range(3)]
         for session_id in sessions:
             assert call_tool(client, url, session_id, "search_decisions", {"text": fresh}).status_code == 200
             # A tool that does not exist, under a name never seen before.

@@ -49,6 +49,17 @@ def static_links(page: str, attribute: str) -> list[str]:
     return re.findall(rf'{attribute}="(/static/[^"]+)"', page)
 
 
+def assert_served_for_good(client: httpx.Client, link: str, content_type: str) -> None:
+    """`link` has a hashed name and comes back gzipped, of `content_type`, cached for ten years."""
+    assert HASHED.match(link), link
+    answer = client.get(link, headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200, link
+    assert answer.headers["content-type"].startswith(content_type), link
+    assert answer.headers["cache-control"] == FOREVER, link
+    assert answer.headers["content-encoding"] == "gzip", link
+    assert answer.text.strip(), link
+
+
 def test_the_admin_names_its_stylesheets_by_hash_and_they_are_cached_for_good(client: httpx.Client) -> None:
     login = client.get("/admin/login/")
     assert login.status_code == 200
@@ -56,13 +67,7 @@ def test_the_admin_names_its_stylesheets_by_hash_and_they_are_cached_for_good(cl
     assert any(link.startswith("/static/admin/css/base.") for link in stylesheets)
 
     for link in stylesheets:
-        assert HASHED.match(link), link
-        answer = client.get(link, headers={"Accept-Encoding": "gzip"})
-        assert answer.status_code == 200, link
-        assert answer.headers["content-type"].startswith("text/css"), link
-        assert answer.headers["cache-control"] == FOREVER, link
-        assert answer.headers["content-encoding"] == "gzip", link
-        assert answer.text.strip(), link
+        assert_served_for_good(client, link, "text/css")
 
 
 def test_graphiql_s_page_loads_only_the_node_s_own_files_by_their_hashed_names(client: httpx.Client) -> None:
@@ -76,13 +81,7 @@ def test_graphiql_s_page_loads_only_the_node_s_own_files_by_their_hashed_names(c
     assert [link.rsplit("/", 1)[1].split(".")[0] for link in scripts] == ["react", "react-dom", "graphiql", "graphiql"]
 
     for link in [*scripts, *static_links(page.text, "href")]:
-        assert HASHED.match(link), link
-        answer = client.get(link, headers={"Accept-Encoding": "gzip"})
-        assert answer.status_code == 200, link
-        kind = "text/css" if link.endswith(".css") else "text/javascript"
-        assert answer.headers["content-type"].startswith(kind), link
-        assert answer.headers["cache-control"] == FOREVER, link
-        assert answer.headers["content-encoding"] == "gzip", link
+        assert_served_for_good(client, link, "text/css" if link.endswith(".css") else "text/javascript")
 
 
 def test_the_front_page_names_the_admin_s_stylesheets_by_hash(client: httpx.Client) -> None:

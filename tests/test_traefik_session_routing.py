@@ -13,15 +13,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 
 from deploy.cluster import Cluster
 from sessions_app.cluster.routing import default_route, new_session_id, route_of, session_hash
-from tests.mcp_http import BASE_HEADERS, initialize_body, session_headers, sse_messages
+from tests.mcp_http import open_session, session_headers, sse_messages
 from tests.traefik_cluster import miss_lines, plain_client, start_test_cluster, wait_for, wait_for_routed
-
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +46,6 @@ def tool_text(message: dict[str, Any]) -> str:
     return str(message["result"]["content"][0]["text"])
 
 
-def initialize(client: httpx.Client, url: str) -> str:
-    response = client.post(url, json=initialize_body(), headers=BASE_HEADERS)
-    assert response.status_code == 200, response.text
-    session_id = response.headers["mcp-session-id"]
-    assert client.post(url, json=INITIALIZED, headers=session_headers(session_id)).status_code == 202
-    return session_id
-
-
 def next_event(lines: Iterator[str]) -> dict[str, str]:
     """The next SSE event from a streamed response's lines."""
     event: dict[str, str] = {}
@@ -82,7 +71,7 @@ def test_a_client_without_cookies_is_served_by_its_sessions_node_throughout(clus
     url = f"{cluster.mcp_url}?c={tag}"
     standalone = {"Accept": "text/event-stream"}
     with plain_client(cluster, keep_cookies=False) as client:
-        session_id = initialize(client, url)
+        session_id = open_session(client, url)
         headers = session_headers(session_id)
 
         answered = client.post(url, json=call("release", 2, key="sse"), headers=headers)
@@ -156,7 +145,7 @@ def test_each_node_gets_its_own_sessions_across_many_clients(cluster: Cluster) -
     sessions = []
     with plain_client(cluster, keep_cookies=False) as client:
         for _ in range(6):
-            sessions.append(initialize(client, url))
+            sessions.append(open_session(client, url))
         statuses = [
             client.post(url, json=call("release", 2, key="many"), headers=session_headers(session)).status_code
             for session in sessions * 2
@@ -184,7 +173,7 @@ def test_a_dead_owners_sessions_get_404_from_a_live_node_then_the_owner_again(cl
     tag = "dead"
     url = f"{cluster.mcp_url}?c={tag}"
     with plain_client(cluster, keep_cookies=False) as client:
-        doomed = initialize(client, url)
+        doomed = open_session(client, url)
         owner = owner_of(cluster, doomed)
         assert client.post(url, json=call("release", 2, key="d"), headers=session_headers(doomed)).status_code == 200
 
@@ -201,7 +190,7 @@ def test_a_dead_owners_sessions_get_404_from_a_live_node_then_the_owner_again(cl
         back = client.post(f"{url}-back", json=call("release", 4, key="d"), headers=session_headers(doomed))
         fresh = ""
         for _ in range(10):  # round robin: a few tries to land initialize on the restarted node
-            candidate = initialize(client, url)
+            candidate = open_session(client, url)
             if owner_of(cluster, candidate) == owner:
                 fresh = candidate
                 break
