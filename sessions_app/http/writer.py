@@ -60,30 +60,22 @@ async def send_sse(
     have passed, so that a quick answer leaves in one write with its head
     (see sse.POST_STREAM_HOLD). The last write carries the end of the body.
     """
-    metrics.sse_streams_open.inc()
-    try:
-        return await _stream(writer, connection, keepalive, headers, hold)
-    finally:
-        metrics.sse_streams_open.dec()
-
-
-async def _stream(
-    writer: ResponseWriter, connection: SseConnection, keepalive: float, headers: dict[str, str] | None, hold: float
-) -> bool:
-    writer.on_disconnect(connection.abort)
-    if hold:
-        await connection.wait_for_end(hold)
-        if writer.disconnected:
-            return False
-    await writer.start(200, wire.SSE_HEADERS + wire.encode_headers(headers or {}))
-    if not connection.has_frames and connection.open:
-        # Nothing to send yet (a resumed stream with nothing missed): a comment
-        # gets the head out now. HTTP servers write the head with the first
-        # piece of the body, and a client, or a proxy in between, waiting for
-        # it would otherwise wait for the first event or keep-alive.
-        await writer.write(wire.KEEPALIVE_FRAME, more=True)
-    async for frames, last in connection.frames(keepalive):
-        if writer.disconnected:
-            return False
-        await writer.write(frames, more=not last)
-    return True
+    # A stream open for hours holds no frame of its own for this: the gauge is the library's context.
+    with metrics.sse_streams_open.track_inprogress():
+        writer.on_disconnect(connection.abort)
+        if hold:
+            await connection.wait_for_end(hold)
+            if writer.disconnected:
+                return False
+        await writer.start(200, wire.SSE_HEADERS + wire.encode_headers(headers or {}))
+        if not connection.has_frames and connection.open:
+            # Nothing to send yet (a resumed stream with nothing missed): a comment
+            # gets the head out now. HTTP servers write the head with the first
+            # piece of the body, and a client, or a proxy in between, waiting for
+            # it would otherwise wait for the first event or keep-alive.
+            await writer.write(wire.KEEPALIVE_FRAME, more=True)
+        async for frames, last in connection.frames(keepalive):
+            if writer.disconnected:
+                return False
+            await writer.write(frames, more=not last)
+        return True
