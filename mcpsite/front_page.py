@@ -49,7 +49,7 @@ DOCS = (
     ("docs/errors.md", "every error a client can see"),
     ("docs/settings.md", "every setting"),
     ("docs/deploy.md", "three nodes behind Traefik, static files, production"),
-    ("docs/operations.md", "the nodes' logs, in text and JSON"),
+    ("docs/operations.md", "logs, metrics, Prometheus, the alerts and the dashboard"),
 )
 
 
