@@ -14,9 +14,9 @@ theirs, and the log directory above it is opened to them for traversal only. As 
 other user, they run as that user.
 
 The cluster's superuser is `bench` with a random password, checked with SCRAM over TCP
-as in production (the postgres image with POSTGRES_PASSWORD). Nodes open a connection
-for every request (settings.py: conn_max_age=0), so that handshake is part of every
-mutation measured, as it is in production.
+as in production (the postgres image with POSTGRES_PASSWORD). Nodes keep a pool of
+connections (settings.py, DATABASE_POOL_SIZE) as in production, so the handshake is
+paid when the pool opens a connection, not by every mutation.
 """
 
 from __future__ import annotations

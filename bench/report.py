@@ -644,7 +644,7 @@ def _notify_section(notify: Sequence[NotifyLatency], redis_skipped: str, postgre
         "PostgreSQL as in production (`DATABASE_URL`; bench/postgres.py: initdb into the run's temporary "
         "directory, PostgreSQL's default durability with fsync and synchronous commit on, shared_buffers "
         f"{SHARED_BUFFERS}, the server pinned to the client core like Redis, SCRAM password authentication over "
-        "TCP, and a new connection for every request, as `conn_max_age=0` makes them in production), then on one "
+        "TCP, and each node's pool of connections, `DATABASE_POOL_SIZE`, as in production), then on one "
         "migrated SQLite file (`DJANGO_SQLITE_PATH`). PostgreSQL's version and the filesystem of the temporary "
         "directory, where each commit's WAL flush lands, are under Machine. A handshake-era session on node A "
         "subscribes to `adr://1` and holds its standalone GET stream open; a background task on the raw client "
