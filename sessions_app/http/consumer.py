@@ -74,8 +74,12 @@ class McpConsumer(AsyncHttpConsumer):  # type: ignore[misc]  # channels ships no
         try:
             await serve(self, self.request, b"".join(self.body))
         finally:
-            if self._disconnect_watcher is not None:
-                self._disconnect_watcher.cancel()
+            # Forgotten as it is cancelled: its CancelledError will hold its frame, which
+            # holds this consumer, and a consumer still holding the task would make a
+            # cycle that only the garbage collector could free.
+            watcher, self._disconnect_watcher = self._disconnect_watcher, None
+            if watcher is not None:
+                watcher.cancel()
         raise StopConsumer()
 
     # --- ResponseWriter ---------------------------------------------------
