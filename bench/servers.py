@@ -244,6 +244,10 @@ def reference(log_dir: Path, *, json_response: bool) -> ServerProcess:
         "--port",
         str(port),
         "--no-access-log",
+        # The SDK installs uvicorn without its extras: the stdlib event loop and h11. uvloop is
+        # in this environment for our server; uvicorn's default (`auto`) would pick it up too.
+        "--loop",
+        "asyncio",
         "--log-level",
         "warning",
     ]

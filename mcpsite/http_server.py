@@ -2,8 +2,8 @@
 
     python -m mcpsite.http_server -b 0.0.0.0 -p 8000 mcpsite.asgi:application
 
-It takes exactly daphne's arguments (`--help`) and serves the same way, with three
-differences.
+It takes exactly daphne's arguments (`--help`) and serves the same way, with the
+differences below.
 
 Body limits (mcpsite/body_limits.py). Twisted reads a request's whole body
 (into a temporary file past 100 kB) before daphne hands any of it to the
@@ -51,10 +51,18 @@ answered request, written straight to stdout) goes through logging instead,
 on logger `mcpsite.access`, so that every line a node writes is one JSON
 object (docs/operations.md).
 
+Event loop. Twisted runs on uvloop unless MCP_EVENT_LOOP=asyncio (mcpsite/event_loop.py).
+
 `manage.py runserver` (development) still runs stock daphne.
 """
 
 from __future__ import annotations
+
+from mcpsite import event_loop
+
+if __name__ == "__main__":
+    # Before daphne.server is imported: it makes its loop from the policy set then.
+    event_loop.install()
 
 import io
 import logging
