@@ -70,6 +70,7 @@ def test_a_subscriber_hears_of_changes_made_while_redis_was_down(
         session = open_session(client, a.mcp_url)
     subscribe(a, session, URI)
     stream = standalone(a, session)
+    restarted = RedisServer(tmp_path, port=redis.port)
     try:
         wait_for(lambda: stream.events, "the stream's priming event")
         graphql(b, EDIT_TITLE, {"number": 1, "title": "Before the outage"})
@@ -80,7 +81,7 @@ def test_a_subscriber_hears_of_changes_made_while_redis_was_down(
         graphql(b, EDIT_TITLE, {"number": 1, "title": "During the outage"})
         assert updates(stream) == 1
 
-        RedisServer(tmp_path, port=redis.port).start()  # back, empty, on the same port
+        restarted.start()  # back, empty, on the same port
         wait_for(lambda: updates(stream) >= 2, "the missed change, or a resync, after Redis returned")
 
         # The group is joined again: a change made now reaches a from b.
@@ -89,6 +90,7 @@ def test_a_subscriber_hears_of_changes_made_while_redis_was_down(
         wait_for(lambda: updates(stream) > heard, "a change made after Redis returned")
     finally:
         stream.close()
+        restarted.stop()
     assert "re-read what they watch" in a.log()
 
 
