@@ -90,6 +90,10 @@ class ExchangeContext:
         await self.notify("notifications/progress", params)
 
 
+# How long a handler runs before its client's leaving is watched for (see `_exchange`).
+DISCONNECT_WATCH_AFTER = 0.01
+
+
 async def serve_stateless(
     writer: ResponseWriter, request: McpRequest, decoded: dict[str, Any], settings: McpSettings
 ) -> None:
@@ -181,10 +185,15 @@ async def _exchange(
 ) -> None:
     """Run the handler (`answer`) and send what it produces: JSON if it is quick and silent, else SSE."""
     handler = asyncio.get_running_loop().create_task(answer())
-    # In this era the client closing its request is how it cancels.
-    writer.on_disconnect(handler.cancel)
     try:
-        await outbox.wait_for_output(settings.sse_keepalive)
+        quick = await outbox.wait_for_output(DISCONNECT_WATCH_AFTER)
+        if not quick:
+            # In this era the client closing its request is how it cancels. Watched
+            # only once the handler has run this long: a client gone sooner is seen
+            # then (its disconnect waits in the receive queue), and the many answers
+            # ready before that cost no watcher task and no cancelling it.
+            writer.on_disconnect(handler.cancel)
+            await outbox.wait_for_output(settings.sse_keepalive)
         if writer.disconnected:
             return
         if handler.done() and context.notifications_sent == 0:
@@ -193,6 +202,8 @@ async def _exchange(
             await send_json(writer, status, body)
         else:
             # Notifications came first, or the handler is slow: stream, ending with the answer.
+            if quick:
+                writer.on_disconnect(handler.cancel)
             await send_sse(writer, outbox, settings.sse_keepalive, hold=POST_STREAM_HOLD)
     finally:
         handler.cancel()
