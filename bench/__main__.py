@@ -16,6 +16,7 @@ from . import (
     capacity,
     failover,
     fanout,
+    instructions,
     machine,
     metrics_cost,
     notify,
@@ -45,6 +46,7 @@ ROLLING_SMOKE = rolling.Plan(sessions=12, period=0.5, before=1.0, after=0.5)
 # Scenario 11: 200 subscribers of one record, 1000 timed calls per phase (p99 is then the 10th
 # slowest, not the 3rd: one full collection of the cyclic GC no longer decides it).
 FANOUT_FULL = fanout.Plan(subscribers=200, calls=1000, warmup=30)
+INSTRUCTION_REQUESTS = 200  # per server and era, under callgrind
 FANOUT_SMOKE = fanout.Plan(subscribers=10, calls=20, warmup=3)
 
 
@@ -107,6 +109,18 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         for era in app_only.ERAS:
             print(
                 f"  app alone {era:9} ours {app_cost.ours[era]:5.0f} us/req ref {app_cost.reference[era]:5.0f} us/req",
+                flush=True,
+            )
+    counted: instructions.Instructions | None = None
+    # Each server runs some forty times slower under valgrind: a smoke run leaves the count out.
+    counted_skipped = instructions.missing() or ("a smoke run leaves it out." if args.smoke else "")
+    if only & {1, 2} and not counted_skipped:
+        counted = await instructions.measure(log_dir, requests=INSTRUCTION_REQUESTS)
+        for era in app_only.ERAS:
+            print(
+                "  instructions "
+                + ", ".join(f"{side} {counted.counts[side][era].instructions / 1000:5.0f} k" for side in counted.counts)
+                + f" per {era} call",
                 flush=True,
             )
     authorized: auth_cost.AuthCost | None = None
@@ -211,6 +225,8 @@ async def _run(args: argparse.Namespace, plan: throughput.Plan, log_dir: Path, f
         auth=authorized,
         fanout=fanned,
         metrics=recorded,
+        instructions=counted,
+        instructions_skipped=counted_skipped,
         machine=facts,
         plan=plan,
         smoke=args.smoke,

@@ -18,6 +18,7 @@ from .auth_cost import AuthCost
 from .capacity import Capacity
 from .failover import Failover
 from .fanout import SETTLE_SECONDS, FanOut
+from .instructions import Instructions
 from .load import percentile, sign_test
 from .metrics_cost import MetricsCost
 from .notify import DATABASES as NOTIFY_DATABASES
@@ -107,6 +108,8 @@ def write(
     auth: AuthCost | None = None,
     fanout: FanOut | None = None,
     metrics: MetricsCost | None = None,
+    instructions: Instructions | None = None,
+    instructions_skipped: str = "",
 ) -> Path:
     """Write the Markdown report to `out` and the plot beside it; returns the plot's path."""
     plot = out.with_suffix(".png")
@@ -132,6 +135,8 @@ def write(
             fanout,
             metrics,
             postgres_skipped,
+            instructions,
+            instructions_skipped,
         )
     )
     return plot
@@ -157,6 +162,8 @@ def _markdown(
     fanout: FanOut | None = None,
     metrics: MetricsCost | None = None,
     postgres_skipped: str = "",
+    instructions: Instructions | None = None,
+    instructions_skipped: str = "",
 ) -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -200,6 +207,10 @@ def _markdown(
         "## Where the gap in scenarios 1 and 2 is: the applications alone, without their HTTP servers",
         "",
         *_app_cost_section(app_cost, rows),
+        "",
+        "## Instructions per request (callgrind): the same comparison, free of the machine's noise",
+        "",
+        *_instructions_section(instructions, instructions_skipped),
         "",
     ]
     lines += [
@@ -489,6 +500,31 @@ def _app_cost_section(app_cost: AppCost | None, rows: Sequence[Row]) -> list[str
         lines.append(
             f"| {era} | {app_cost.ours[era]:.0f} | {ours_whole} | {app_cost.reference[era]:.0f} | {ref_whole} "
             f"| {app_cost.ratio(era):.2f} |"
+        )
+    return lines
+
+
+def _instructions_section(counted: Instructions | None, skipped: str) -> list[str]:
+    if counted is None:
+        return [f"Not counted: {skipped}" if skipped else NOT_RUN]
+    lines = [
+        "Each server (ours under daphne, the reference under uvicorn, the floor) runs under valgrind's callgrind "
+        f"(`bench/instructions.py`), answering {counted.requests} sequential JSON `tools/call` requests per era "
+        "after a warm-up; startup is not counted. An instruction count is the same on every run of the same "
+        "code, whatever else the machine does, unlike the CPU times above. The last-level misses are "
+        "callgrind's simulation with a 1 MiB last-level cache: they show how much memory a request reaches "
+        "into, which costs time the instruction count does not show.",
+        "",
+        "| Era | Ours: instructions/req | Reference: instructions/req | Floor: instructions/req "
+        "| Ours/ref (<1: ours executes fewer) | Last-level misses/req (ours / ref / floor) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for era in ERAS:
+        ours, reference, floor = (counted.counts[side][era] for side in ("ours", "reference", "floor"))
+        lines.append(
+            f"| {era} | {ours.instructions / 1000:,.0f} k | {reference.instructions / 1000:,.0f} k "
+            f"| {floor.instructions / 1000:,.0f} k | {counted.ratio(era):.2f} "
+            f"| {ours.last_level_misses:,.0f} / {reference.last_level_misses:,.0f} / {floor.last_level_misses:,.0f} |"
         )
     return lines
 

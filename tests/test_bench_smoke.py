@@ -55,6 +55,9 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     )
     assert eras == ["handshake", "modern"], alone
 
+    # Counting instructions runs every server under valgrind: too slow for a smoke run, which says so.
+    assert "Not counted: a smoke run leaves it out." in section(report, "Instructions per request")
+
     # Scenario 5 runs on a private PostgreSQL wherever its binaries are installed, and says why not elsewhere.
     postgres_missing = postgres.missing()
     databases = ["SQLite"] if postgres_missing else ["PostgreSQL", "SQLite"]
