@@ -9,10 +9,10 @@ startup costs nothing to measure; it is switched on for a warm-up, the counters
 are zeroed, and the measured requests are dumped as one part per era.
 
 callgrind also simulates the caches. The last-level cache is set to 1 MiB, a
-share of a real server's L3 when other processes use it too: its misses show
-how much memory a request touches, which the instruction count does not (a
-request that reaches into more code and more objects runs slower per
-instruction).
+share of a real server's L3 when other processes use it too. A server whose
+requests each reach into more memory than that finds most of it evicted by the
+next request, so its misses jump: they show what the instruction count does
+not, that such a server runs slower per instruction.
 """
 
 from __future__ import annotations

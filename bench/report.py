@@ -512,8 +512,10 @@ def _instructions_section(counted: Instructions | None, skipped: str) -> list[st
         f"(`bench/instructions.py`), answering {counted.requests} sequential JSON `tools/call` requests per era "
         "after a warm-up; startup is not counted. An instruction count is the same on every run of the same "
         "code, whatever else the machine does, unlike the CPU times above. The last-level misses are "
-        "callgrind's simulation with a 1 MiB last-level cache: they show how much memory a request reaches "
-        "into, which costs time the instruction count does not show.",
+        "callgrind's simulation with a 1 MiB last-level cache: a server whose every request reaches into more "
+        "memory than that finds most of it gone by its next request, and pays in time what the instruction "
+        "count does not show (daphne and Twisted alone stay within it, as do our application alone, "
+        "`bench/app_only.py`, and the reference; ours under daphne does not).",
         "",
         "| Era | Ours: instructions/req | Reference: instructions/req | Floor: instructions/req "
         "| Ours/ref (<1: ours executes fewer) | Last-level misses/req (ours / ref / floor) |",
