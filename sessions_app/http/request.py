@@ -158,8 +158,8 @@ def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
 
 
 def require_session_id_syntax(session_id: str) -> None:
-    # Visible ASCII: printable ASCII (0x20-0x7E) less the space; three C-level scans, not one Python step per character.
-    if not (session_id.isascii() and session_id.isprintable()) or " " in session_id or not session_id:
+    # Visible ASCII is printable ASCII (0x20-0x7E) less the space: C-level scans, not a Python step per character.
+    if not session_id or not (session_id.isascii() and session_id.isprintable()) or " " in session_id:
         raise BadRequest("Bad Request: Mcp-Session-Id must be visible ASCII characters (0x21-0x7E)")
 
 
