@@ -34,8 +34,15 @@ class ResponseWriter(Protocol):
 
 
 async def send_json(writer: ResponseWriter, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    """One JSON body (or none, for 202 and 204)."""
+    """One JSON body (or none, for 202 and 204).
+
+    With its length: without one the HTTP server frames the body in chunks, which
+    costs both ends parsing and the connection a terminating chunk. A 204 has no
+    body and must not say it has one (RFC 9110, 8.6).
+    """
     base = wire.JSON_HEADERS if body else []
+    if status != 204:
+        base = [*base, (b"content-length", str(len(body)).encode())]
     await writer.start(status, base + wire.encode_headers(headers or {}))
     await writer.write(body, more=False)
 
