@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import httpx2 as httpx
 import pytest
 
-from tests.mcp_http import BASE_HEADERS, modern_headers, modern_request, open_session, session_headers
+from tests.mcp_http import (
+    BASE_HEADERS,
+    initialize_body,
+    modern_headers,
+    modern_request,
+    open_session,
+    session_headers,
+)
 from tests.nodes import Node
 
 
@@ -23,14 +30,8 @@ def assert_framed_by_length(answer: httpx.Response) -> None:
 
 
 def test_json_answers_carry_their_length(node: Node, client: httpx.Client) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
     answers = [
-        client.post(node.mcp_url, json=initialize, headers=BASE_HEADERS),
+        client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS),
         client.post(
             node.mcp_url,
             json=modern_request("tools/call", {"name": "echo", "arguments": {"text": "framed"}}),
