@@ -60,13 +60,17 @@ def assert_served_for_good(client: httpx.Client, link: str, content_type: str) -
     assert answer.text.strip(), link
 
 
-def test_the_admin_names_its_stylesheets_by_hash_and_they_are_cached_for_good(client: httpx.Client) -> None:
-    login = client.get("/admin/login/")
-    assert login.status_code == 200
-    stylesheets = static_links(login.text, "href")
+def admin_stylesheets(client: httpx.Client, page: str) -> list[str]:
+    """The static stylesheet links of `page`, which extends the admin's base template."""
+    answer = client.get(page)
+    assert answer.status_code == 200
+    stylesheets = static_links(answer.text, "href")
     assert any(link.startswith("/static/admin/css/base.") for link in stylesheets)
+    return stylesheets
 
-    for link in stylesheets:
+
+def test_the_admin_names_its_stylesheets_by_hash_and_they_are_cached_for_good(client: httpx.Client) -> None:
+    for link in admin_stylesheets(client, "/admin/login/"):
         assert_served_for_good(client, link, "text/css")
 
 
@@ -85,11 +89,7 @@ def test_graphiql_s_page_loads_only_the_node_s_own_files_by_their_hashed_names(c
 
 
 def test_the_front_page_names_the_admin_s_stylesheets_by_hash(client: httpx.Client) -> None:
-    page = client.get("/")
-    assert page.status_code == 200
-    stylesheets = static_links(page.text, "href")
-    assert any(link.startswith("/static/admin/css/base.") for link in stylesheets)
-    for link in stylesheets:
+    for link in admin_stylesheets(client, "/"):
         assert HASHED.match(link), link
         assert client.get(link).status_code == 200, link
 
