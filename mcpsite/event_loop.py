@@ -23,8 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 CHOICES = ("uvloop", "asyncio")
 
 
-def install() -> str:
-    """Set the event loop policy MCP_EVENT_LOOP names; the name."""
+def install() -> None:
+    """Set the event loop policy MCP_EVENT_LOOP names."""
     choice = os.environ.get("MCP_EVENT_LOOP", "uvloop") or "uvloop"
     if choice not in CHOICES:
         raise ImproperlyConfigured(f"MCP_EVENT_LOOP must be one of {', '.join(CHOICES)}, not {choice!r}")
@@ -32,4 +32,3 @@ def install() -> str:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return choice
