@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,12 +25,6 @@ from tests.nodes import Node
 @pytest.fixture(scope="module")
 def probe(node_factory: StartNode) -> Node:
     return node_factory(MCP_SERVER="tests.probe_server.server")
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
 
 
 def call(name: str, request_id: int, progress: bool = False, **arguments: str) -> dict[str, Any]:
