@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx2 as httpx
 import pytest
 
 from tests.nodes import Node
@@ -40,10 +39,3 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    """A plain HTTP client for one test: no base URL, a 10 s timeout."""
-    with httpx.Client(timeout=10.0) as client:
-        yield client

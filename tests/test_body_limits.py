@@ -93,6 +93,12 @@ def node(node_factory: StartNode) -> Node:
     return node_factory(MCP_NODE_ID="body-limits")
 
 
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
+
+
 def test_a_chunked_mcp_body_is_refused_once_it_passes_the_limit(node: Node) -> None:
     """The client sends the limit plus one chunk and then nothing: the 413 comes without the rest."""
     upload = chunked_upload(node.port, "/mcp", HUGE, stop_at=MCP_LIMIT + CHUNK)

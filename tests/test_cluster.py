@@ -35,6 +35,12 @@ def make_node(redis_server: RedisServer, tmp_path: Path) -> Iterator[MakeNode]:
         yield make
 
 
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
+
+
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

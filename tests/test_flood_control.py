@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
@@ -31,6 +32,12 @@ def flood_node(node_factory: StartNode, redis_server: RedisServer) -> Node:
     return node_factory(
         REDIS_URL=redis_server.url, MCP_NODE_ID="flood", MCP_MISS_LOOKUPS_PER_SECOND=str(LOOKUPS_PER_SECOND)
     )
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 def _misses(node: Node, session_ids: list[str], client: httpx.Client) -> list[int]:

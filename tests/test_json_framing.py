@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx2 as httpx
+import pytest
 
 from tests.mcp_http import (
     BASE_HEADERS,
@@ -13,6 +16,12 @@ from tests.mcp_http import (
     session_headers,
 )
 from tests.nodes import Node
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 def assert_framed_by_length(answer: httpx.Response) -> None:

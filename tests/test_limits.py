@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx2 as httpx
+import pytest
 
 from tests.conftest import StartNode
 from tests.mcp_http import BASE_HEADERS, initialize_body, open_session, session_headers
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 def test_a_full_node_answers_503_with_retry_after(node_factory: StartNode, client: httpx.Client) -> None:

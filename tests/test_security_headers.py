@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx2 as httpx
 import pytest
 
@@ -23,6 +25,12 @@ BEHIND_TLS = {
     "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
 }
 HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,12 @@ from tests.nodes import Node
 @pytest.fixture(scope="module")
 def probe(node_factory: StartNode) -> Node:
     return node_factory(MCP_SERVER="tests.probe_server.server")
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 def call(name: str, request_id: int, progress: bool = False, **arguments: str) -> dict[str, Any]:

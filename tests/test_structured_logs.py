@@ -8,7 +8,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,12 @@ Record = dict[str, Any]
 @pytest.fixture(scope="module")
 def json_node(node_factory: StartNode) -> Node:
     return node_factory(DJANGO_LOG_FORMAT="json", MCP_NODE_ID=NODE_ID, MCP_SERVER="tests.probe_server.server")
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 def records(node: Node) -> list[Record]:
