@@ -7,10 +7,32 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from tests.nodes import LOOPBACK, free_port
+
+
+def redis_cache(url: str) -> dict[str, Any]:
+    """Django CACHES with the session registry's cache on the Redis at `url`.
+
+    As production has it, with shorter socket timeouts.
+    """
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "mcp_registry": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key",
+            "REVERSE_KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key_reversed",
+            "OPTIONS": {
+                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 0.5,
+            },
+        },
+    }
 
 
 @dataclass

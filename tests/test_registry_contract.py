@@ -14,24 +14,7 @@ from django.test import override_settings
 from sessions_app.cluster.registry import RegistryUnavailable, SessionRecord, SessionRegistry
 from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
 from sessions_app.cluster.registry.redis import RedisSessionRegistry
-from tests.redis_server import RedisServer
-
-
-def redis_cache(url: str) -> dict[str, Any]:
-    return {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "mcp_registry": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": url,
-            "KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key",
-            "REVERSE_KEY_FUNCTION": "sessions_app.cluster.registry.redis.raw_key_reversed",
-            "OPTIONS": {
-                "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-            },
-        },
-    }
+from tests.redis_server import RedisServer, redis_cache
 
 
 @pytest.fixture(params=["locmem", "redis"])

@@ -6,14 +6,17 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
+from django.test import override_settings
 from mcp.shared.message import SessionMessage
 from mcp.types import JSONRPCRequest
 
 from sessions_app.cluster.node import ClusterNode
 from sessions_app.cluster.registry import SessionRecord
 from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
+from sessions_app.cluster.registry.redis import RedisSessionRegistry
 from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
 from sessions_app.http.exceptions import NodeFull
@@ -21,6 +24,7 @@ from sessions_app.http.wire import retry_frame
 from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.manager import SessionManager
 from sessions_app.session.session import STANDALONE_STREAM, McpSession, RequestInfo
+from tests.redis_server import RedisServer, redis_cache
 
 IDLE_TIMEOUT = 0.05
 # How long a poll waits for something the reaper should do within a few of its passes.
@@ -89,14 +93,17 @@ async def eventually(condition: Callable[[], bool], within: float = PATIENCE) ->
     return condition()
 
 
+INITIALIZE = JSONRPCRequest(
+    jsonrpc="2.0",
+    id=1,
+    method="initialize",
+    params={"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "unit", "version": "1"}},
+)
+
+
 async def initialize_over_sse(session: McpSession) -> list[bytes]:
     """Run an initialize request through the session on an SSE stream; the frames it wrote."""
-    request = JSONRPCRequest(
-        jsonrpc="2.0",
-        id=1,
-        method="initialize",
-        params={"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "unit", "version": "1"}},
-    )
+    request = INITIALIZE
     stream = session.open_request_stream(request, json_response=False)
     assert stream.connection is not None
     await session.deliver(SessionMessage(request, session.request_metadata(RequestInfo({}), stream)))
@@ -140,6 +147,38 @@ async def test_a_created_session_serves_requests(manager: SessionManager) -> Non
     assert b'"id":1' in frames[0]
     assert b'"protocolVersion":"2025-11-25"' in frames[0]
     assert len(session.log) == 1
+
+
+async def test_initialize_answers_once_the_sessions_record_is_written(manager: SessionManager) -> None:
+    _reply, session_id = await manager.initialize(INITIALIZE, RequestInfo({}))
+
+    # A client that keeps no cookies may send its next request to another
+    # node, which finds the session only through this record.
+    assert session_id is not None
+    record = manager.node.registry.get(session_id)
+    assert record is not None
+    assert (record.node_id, record.client_name) == (SETTINGS.node_id, "unit")
+
+
+async def test_initialize_does_not_wait_on_a_registry_known_to_be_down(tmp_path: Path) -> None:
+    dead = RedisServer(tmp_path)  # never started: nothing listens on its port
+    with override_settings(CACHES=redis_cache(dead.url)):
+        registry = RedisSessionRegistry(cache_alias="mcp_registry", session_ttl=60.0, node_ttl=10.0)
+        manager = SessionManager(SETTINGS, ClusterNode(SETTINGS, registry, handle_sigterm=False))
+        try:
+            # The first answer waits for its write, which fails: now the node knows.
+            _reply, first = await manager.initialize(INITIALIZE, RequestInfo({}))
+            assert manager.node.writer.store_unreachable
+            _reply, second = await manager.initialize(INITIALIZE, RequestInfo({}))
+
+            # Both sessions are served, and both records wait for the store to come back.
+            for session_id in (first, second):
+                assert session_id is not None
+                assert manager.get(session_id) is not None
+            assert manager.node.writer.backlog == 2
+        finally:
+            await manager.close_all(CloseReason.SHUTDOWN)
+            await manager.node.stop()
 
 
 async def test_the_cap_refuses_new_sessions_with_retry_after(manager: SessionManager) -> None:

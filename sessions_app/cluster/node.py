@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sessions_app.cluster.change_feed import reap_dead_members
 from sessions_app.cluster.inbox import NodeInbox, inbox_channel
 from sessions_app.cluster.liveness import every, reap_stale_records
-from sessions_app.cluster.registry import SessionRegistry, session_registry
+from sessions_app.cluster.registry import RegistryUnavailable, SessionRegistry, session_registry
 from sessions_app.cluster.registry_writer import RegistryWriter
 from sessions_app.conf import McpSettings, mcp_settings
 
@@ -113,7 +113,10 @@ class ClusterNode:
             task.cancel()
         if self.inbox is not None:
             self.inbox.stop_listening()
-        await self.registry.aforget_node(self.node_id, self.boot_id)
+        try:
+            await self.registry.aforget_node(self.node_id, self.boot_id)
+        except RegistryUnavailable as exc:
+            logger.warning("Could not tell the registry this node is leaving (%s); its heartbeat will expire", exc)
 
     async def stop(self) -> None:
         await self.leave()

@@ -2,7 +2,8 @@
 
 Session creation and close enqueue a write here instead of waiting for Redis,
 so a node keeps creating and serving sessions while Redis is down; the
-registry catches up once it is back. Writes for one session are applied in
+registry catches up once it is back. (An `initialize` answer waits for its
+session's first write while the store is reachable: session/manager.py.) Writes for one session are applied in
 order, and a newer write for a session replaces one still waiting (a session
 closed before its record was ever written costs one harmless delete).
 """
@@ -35,6 +36,8 @@ class RegistryWriter:
         self._wakeup = asyncio.Event()
         self._settled = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        # Attempts that failed in a row: above 0, the store is unreachable right now.
+        self._failures = 0
 
     def _bind_to_running_loop(self) -> None:
         """asyncio primitives belong to one loop. A server has one for its life,
@@ -53,6 +56,11 @@ class RegistryWriter:
     @property
     def backlog(self) -> int:
         return len(self._pending)
+
+    @property
+    def store_unreachable(self) -> bool:
+        """Whether the last attempt to write failed (and nothing has been written since)."""
+        return self._failures > 0
 
     def add(self, record: SessionRecord) -> None:
         self._enqueue(Write(record.session_id, record))
@@ -87,7 +95,6 @@ class RegistryWriter:
         self._wakeup.set()
 
     async def _apply_forever(self) -> None:
-        failures = 0
         while True:
             if not self._pending:
                 self._wakeup.clear()
@@ -100,15 +107,15 @@ class RegistryWriter:
                 else:
                     await self.registry.aadd(write.record)
             except RegistryUnavailable as exc:
-                delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
-                if failures == 0:
+                delay = RETRY_DELAYS[min(self._failures, len(RETRY_DELAYS) - 1)]
+                if self._failures == 0:
                     logger.warning("Session registry unavailable (%s); %d writes wait, retrying", exc, self.backlog)
-                failures += 1
+                self._failures += 1
                 await asyncio.sleep(delay)
                 continue
-            if failures:
-                logger.warning("Session registry reachable again after %d failed attempts", failures)
-                failures = 0
+            if self._failures:
+                logger.warning("Session registry reachable again after %d failed attempts", self._failures)
+                self._failures = 0
             # A newer write for this session may have replaced this one meanwhile.
             if self._pending.get(write.session_id) is write:
                 del self._pending[write.session_id]

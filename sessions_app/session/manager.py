@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 # How long closing a session held elsewhere waits for its record to be deleted.
 REMOTE_CLOSE_WAIT = 2.0
+# How long an `initialize` answer waits for the new session's record to be written.
+RECORD_BEFORE_ANSWER_WAIT = 1.0
 # How long rebuilding an adopted session may take before it is given up.
 ADOPTION_TIMEOUT = 10.0
 # How often a hand-off looks whether requests in flight have finished.
@@ -223,6 +225,12 @@ class SessionManager:
         The id comes back only with a successful answer: a refused or
         interrupted initialize closes the session again, so it never hands out
         an id. The answer is always one JSON message.
+
+        The answer waits for the session's registry record (one write, up to
+        RECORD_BEFORE_ANSWER_WAIT): a client that keeps no cookies may send its
+        next request to any node, and another node knows the session only from
+        its record. While the registry is unreachable nobody could read the
+        record anyway, so the answer does not wait.
         """
         session = await self.create(client)
         session.principal = principal
@@ -240,6 +248,8 @@ class SessionManager:
             await self.close(session.id, CloseReason.INITIALIZE_FAILED)
             return reply, None
         self.publish(session)
+        if not self.node.writer.store_unreachable:
+            await self.node.writer.settled(session.id, RECORD_BEFORE_ANSWER_WAIT)
         return reply, session.id
 
     async def _session_channel(self) -> str:
