@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from mcpsite.finish_in_flight import FinishInFlight  # noqa: E402
 from sessions_app.auth.startup import announce_authorization  # noqa: E402
 from sessions_app.http.consumer import McpConsumer  # noqa: E402
 from sessions_app.metrics import serve_metrics  # noqa: E402
@@ -32,7 +33,7 @@ application = ProtocolTypeRouter(
         "http": URLRouter(
             [
                 path("mcp", McpConsumer.as_asgi()),
-                re_path(r"", django_asgi_app),  # type: ignore[arg-type]  # an ASGI app, not a view
+                re_path(r"", FinishInFlight(django_asgi_app)),  # type: ignore[arg-type]  # an ASGI app, not a view
             ]
         ),
     }

@@ -1,0 +1,131 @@
+"""A Django request the server cancels runs to its answer (within a grace) and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponse
+from django.test import override_settings
+from django.urls import path
+
+from mcpsite.finish_in_flight import FinishInFlight
+
+
+@dataclass
+class ViewControl:
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: bool = False  # whether the view saw a cancellation
+
+
+control: ViewControl | None = None
+
+
+async def held_view(request: HttpRequest) -> HttpResponse:
+    """Answers once the test releases it."""
+    assert control is not None
+    control.started.set()
+    try:
+        await control.release.wait()
+    except asyncio.CancelledError:
+        control.cancelled = True
+        raise
+    return HttpResponse(b"done")
+
+
+# This module is the URLconf of its own tests.
+urlpatterns = [path("held", held_view)]
+
+
+@dataclass
+class Connection:
+    """One HTTP request as the server hands it to the application, and what the application sent back."""
+
+    inbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    async def receive(self) -> dict[str, Any]:
+        return await self.inbox.get()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def start(self, app: Any) -> asyncio.Task[None]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/held",
+            "raw_path": b"/held",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"localhost")],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        return asyncio.ensure_future(app(scope, self.receive, self.send))
+
+
+@pytest.fixture
+async def loop_errors() -> list[dict[str, Any]]:
+    """What the running loop's exception handler is given ("Task exception was never retrieved", say)."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    return errors
+
+
+@pytest.fixture
+def view() -> ViewControl:
+    global control
+    control = ViewControl()
+    return control
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost"])
+async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
+    view: ViewControl, loop_errors: list[dict[str, Any]]
+) -> None:
+    connection = Connection()
+    request = connection.start(FinishInFlight(ASGIHandler(), grace=30.0))
+    await view.started.wait()
+
+    request.cancel()  # as daphne does when it stops
+    await asyncio.sleep(0.05)
+    view.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+
+    assert not view.cancelled
+    assert connection.sent[0]["status"] == 200
+    assert connection.sent[-1]["body"] == b"done"
+    # The connection closes as the server stops; nothing is left listening for it to fail.
+    connection.inbox.put_nowait({"type": "http.disconnect"})
+    for _ in range(3):
+        await asyncio.sleep(0)
+    gc.collect()
+    assert loop_errors == []
+
+
+@override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost"])
+async def test_a_request_that_outlasts_the_grace_is_cancelled(view: ViewControl) -> None:
+    connection = Connection()
+    request = connection.start(FinishInFlight(ASGIHandler(), grace=0.05))
+    await view.started.wait()
+
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5.0):  # not forever
+            await request
+
+    # Ended with the view still held: the server's stop is not held up past the grace.
+    assert not view.release.is_set()
+    assert connection.sent == []
+    view.release.set()
