@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import httpx2 as httpx
 import pytest
 
 from tests.nodes import Node
@@ -31,6 +32,16 @@ def node_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartNode
 def node(node_factory: StartNode) -> Node:
     """A node hosting the project's default MCP server."""
     return node_factory()
+
+
+@pytest.fixture
+def http_client() -> Iterator[httpx.Client]:
+    """A plain HTTP client for talking to nodes: no cookies kept between tests, a 10-second timeout.
+
+    (Not named `client`: that is pytest-django's Django test client.)
+    """
+    with httpx.Client(timeout=10.0) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

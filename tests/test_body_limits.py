@@ -93,12 +93,6 @@ def node(node_factory: StartNode) -> Node:
     return node_factory(MCP_NODE_ID="body-limits")
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
-
-
 def test_a_chunked_mcp_body_is_refused_once_it_passes_the_limit(node: Node) -> None:
     """The client sends the limit plus one chunk and then nothing: the 413 comes without the rest."""
     upload = chunked_upload(node.port, "/mcp", HUGE, stop_at=MCP_LIMIT + CHUNK)
@@ -139,7 +133,7 @@ def test_a_content_length_over_the_limit_is_refused_before_the_body(node: Node, 
     assert b"100 Continue" not in answer
 
 
-def test_a_body_at_the_limit_is_still_read(node: Node, client: httpx.Client) -> None:
+def test_a_body_at_the_limit_is_still_read(node: Node, http_client: httpx.Client) -> None:
     padded = initialize_body()
     padded["params"]["clientInfo"]["name"] = "x"
     body = json.dumps(padded).encode()
@@ -151,7 +145,7 @@ def test_a_body_at_the_limit_is_still_read(node: Node, client: httpx.Client) -> 
             yield body[start : start + CHUNK]
 
     # A generator body goes out chunked.
-    answer = client.post(node.mcp_url, content=chunks(), headers=BASE_HEADERS)
+    answer = http_client.post(node.mcp_url, content=chunks(), headers=BASE_HEADERS)
 
     assert answer.status_code == 200, answer.text
     assert "mcp-session-id" in answer.headers

@@ -35,12 +35,6 @@ def make_node(redis_server: RedisServer, tmp_path: Path) -> Iterator[MakeNode]:
         yield make
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
-
-
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -62,9 +56,11 @@ def miss_lines(node: Node) -> list[str]:
     return [line for line in node.log().splitlines() if "sessions_app.misroute" in line]
 
 
-def test_session_record_names_its_owner(make_node: MakeNode, redis_server: RedisServer, client: httpx.Client) -> None:
+def test_session_record_names_its_owner(
+    make_node: MakeNode, redis_server: RedisServer, http_client: httpx.Client
+) -> None:
     node = make_node("alpha")
-    session = open_session(client, node.mcp_url)
+    session = open_session(http_client, node.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
 
@@ -82,17 +78,17 @@ def test_session_record_names_its_owner(make_node: MakeNode, redis_server: Redis
     assert json.loads(str(store.get("mcp:node:alpha"))) == record["boot_id"]
 
 
-def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServer, client: httpx.Client) -> None:
+def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServer, http_client: httpx.Client) -> None:
     # With relay and adoption off, as the sticky-cookie ADR had it (tests/test_relay.py and
     # tests/test_adoption.py cover them on).
     adr_2 = {"MCP_RELAY": "0", "MCP_ADOPTION": "0"}
     owner, other = make_node("owner", **adr_2), make_node("other", **adr_2)
-    session = open_session(client, owner.mcp_url)
+    session = open_session(http_client, owner.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
 
     # The wrong node: 404 telling the client to re-initialize, and a misroute record.
-    wrong = client.post(other.mcp_url, json=LISTING, headers=session_headers(session))
+    wrong = http_client.post(other.mcp_url, json=LISTING, headers=session_headers(session))
     assert wrong.status_code == 404
     assert "Session not found" in wrong.json()["error"]["message"]
     assert "initialize" in wrong.json()["error"]["message"]
@@ -102,74 +98,76 @@ def test_misroute_stale_and_unknown(make_node: MakeNode, redis_server: RedisServ
     assert "this node other" in miss_lines(other)[-1]
     assert session not in other.log()  # only a hash of the id is logged
     # The session still works on its owner.
-    assert client.post(owner.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 200
+    assert http_client.post(owner.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 200
 
     # The owner dies: the same request is now a stale session, and the reaper removes the record.
     owner.stop(signal.SIGKILL)
     wait_for(lambda: not store.exists("mcp:node:owner"), "the dead owner's heartbeat to expire")
-    assert client.post(other.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 404
+    assert http_client.post(other.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 404
     wait_for(lambda: "MCP session miss: stale" in miss_lines(other)[-1], "a stale log record")
     wait_for(lambda: not store.exists(session_key(session)), "the reaper to remove the record")
 
     # An id nobody ever issued.
-    assert client.post(other.mcp_url, json=LISTING, headers=session_headers("made-up-id")).status_code == 404
+    assert http_client.post(other.mcp_url, json=LISTING, headers=session_headers("made-up-id")).status_code == 404
     wait_for(lambda: "MCP session miss: unknown" in miss_lines(other)[-1], "an unknown log record")
 
 
 @pytest.mark.parametrize("relay", ["1", "0"], ids=["relayed", "close-message"])
 def test_delete_on_another_node_closes_the_session_on_its_owner(
-    make_node: MakeNode, redis_server: RedisServer, client: httpx.Client, relay: str
+    make_node: MakeNode, redis_server: RedisServer, http_client: httpx.Client, relay: str
 ) -> None:
     # Relayed to the owner, or (relay off) a close message to the session's channel.
     owner, other = make_node("keeper", MCP_RELAY=relay), make_node("messenger", MCP_RELAY=relay)
-    session = open_session(client, owner.mcp_url)
+    session = open_session(http_client, owner.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
-    tasks_before = client.get(f"{owner.url}/healthz").json()["tasks"]
+    tasks_before = http_client.get(f"{owner.url}/healthz").json()["tasks"]
 
-    with client.stream("GET", owner.mcp_url, headers={**session_headers(session), "Accept": "text/event-stream"}) as s:
+    with http_client.stream(
+        "GET", owner.mcp_url, headers={**session_headers(session), "Accept": "text/event-stream"}
+    ) as s:
         assert s.status_code == 200
-        assert client.delete(other.mcp_url, headers=session_headers(session)).status_code == 204
+        assert http_client.delete(other.mcp_url, headers=session_headers(session)).status_code == 204
         tail = s.read().decode()  # the owner ends the stream, with a retry hint
 
     assert "retry:" in tail
     assert not store.exists(session_key(session))
-    wait_for(lambda: client.get(f"{owner.url}/healthz").json()["sessions"] == 0, "the owner to drop the session")
-    assert client.post(owner.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 404
-    health = client.get(f"{owner.url}/healthz").json()
+    wait_for(lambda: http_client.get(f"{owner.url}/healthz").json()["sessions"] == 0, "the owner to drop the session")
+    assert http_client.post(owner.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 404
+    health = http_client.get(f"{owner.url}/healthz").json()
     # The session's server loop is gone (the process's one channel listener stays).
     assert health["tasks"] <= tasks_before - 1
 
 
 def test_delete_on_the_owner_removes_the_record(
-    make_node: MakeNode, redis_server: RedisServer, client: httpx.Client
+    make_node: MakeNode, redis_server: RedisServer, http_client: httpx.Client
 ) -> None:
     node = make_node("solo")
-    session = open_session(client, node.mcp_url)
+    session = open_session(http_client, node.mcp_url)
     store = redis_server.client()
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
 
-    assert client.delete(node.mcp_url, headers=session_headers(session)).status_code == 204
+    assert http_client.delete(node.mcp_url, headers=session_headers(session)).status_code == 204
 
     wait_for(lambda: not store.exists(session_key(session)), "the record to go")
-    assert client.get(f"{node.url}/healthz").json()["sessions"] == 0
+    assert http_client.get(f"{node.url}/healthz").json()["sessions"] == 0
 
 
 def test_serving_a_session_touches_no_session_key(
-    make_node: MakeNode, redis_server: RedisServer, client: httpx.Client
+    make_node: MakeNode, redis_server: RedisServer, http_client: httpx.Client
 ) -> None:
     node = make_node("quiet", MCP_REAPER_INTERVAL="3600")
     store = redis_server.client()
     with RedisMonitor(redis_server) as monitor:
-        session = open_session(client, node.mcp_url)
+        session = open_session(http_client, node.mcp_url)
         wait_for(lambda: store.exists(session_key(session)), "the session's record")
         created = monitor.commands_on("mcp:session:")
         for request_id in range(200):
             listing = {**LISTING, "id": request_id + 10}
-            answer = client.post(node.mcp_url, json=listing, headers=session_headers(session))
+            answer = http_client.post(node.mcp_url, json=listing, headers=session_headers(session))
             assert sse_messages(answer.text)[0]["id"] == request_id + 10
         served = monitor.commands_on("mcp:session:")
-        assert client.delete(node.mcp_url, headers=session_headers(session)).status_code == 204
+        assert http_client.delete(node.mcp_url, headers=session_headers(session)).status_code == 204
         wait_for(lambda: not store.exists(session_key(session)), "the record to go")
         closed = monitor.commands_on("mcp:session:")
 

@@ -22,12 +22,6 @@ LISTING = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
-
-
-@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test's own, since these tests kill it."""
     server = RedisServer(tmp_path).start()
@@ -40,18 +34,19 @@ def start_node(redis_server: RedisServer, tmp_path: Path, node_id: str, **env: s
     return Node(env=settings, log_path=tmp_path / f"{node_id}.log").start()
 
 
-def test_sessions_outlive_a_redis_outage(private_redis: RedisServer, tmp_path: Path, client: httpx.Client) -> None:
+def test_sessions_outlive_a_redis_outage(private_redis: RedisServer, tmp_path: Path, http_client: httpx.Client) -> None:
     node = start_node(private_redis, tmp_path, "steadfast")
     try:
         store = private_redis.client()
-        session = open_session(client, node.mcp_url)
+        session = open_session(http_client, node.mcp_url)
         wait_for(lambda: store.exists(session_key(session)), "the session's record")
 
         private_redis.stop()
         answers = [
-            client.post(node.mcp_url, json={**LISTING, "id": n}, headers=session_headers(session)) for n in range(100)
+            http_client.post(node.mcp_url, json={**LISTING, "id": n}, headers=session_headers(session))
+            for n in range(100)
         ]
-        created = client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
+        created = http_client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
 
         assert [answer.status_code for answer in answers] == [200] * 100
         assert all(sse_messages(answer.text)[0]["id"] == n for n, answer in enumerate(answers))
@@ -64,18 +59,18 @@ def test_sessions_outlive_a_redis_outage(private_redis: RedisServer, tmp_path: P
         store = private_redis.client()
         wait_for(lambda: store.exists(session_key(newcomer)), "the new session's record", timeout=20)
         wait_for(lambda: store.exists(session_key(session)), "the old session's record again", timeout=20)
-        assert client.post(node.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 200
+        assert http_client.post(node.mcp_url, json=LISTING, headers=session_headers(session)).status_code == 200
     finally:
         node.stop(signal.SIGKILL)
 
 
 def test_misroute_check_without_redis_says_unknown(
-    private_redis: RedisServer, tmp_path: Path, client: httpx.Client
+    private_redis: RedisServer, tmp_path: Path, http_client: httpx.Client
 ) -> None:
     node = start_node(private_redis, tmp_path, "lonely")
     try:
         private_redis.stop()
-        answer = client.post(node.mcp_url, json=LISTING, headers=session_headers("somebody-elses"))
+        answer = http_client.post(node.mcp_url, json=LISTING, headers=session_headers("somebody-elses"))
         assert answer.status_code == 404
         wait_for(lambda: "MCP session miss: unknown" in node.log(), "the miss record")
         assert "registry unavailable" in node.log()
@@ -85,7 +80,7 @@ def test_misroute_check_without_redis_says_unknown(
 
 @pytest.mark.parametrize("handoff", ["0", "1"], ids=["close", "hand-off"])
 def test_sigterm_drains_the_node(
-    private_redis: RedisServer, tmp_path: Path, client: httpx.Client, handoff: str
+    private_redis: RedisServer, tmp_path: Path, http_client: httpx.Client, handoff: str
 ) -> None:
     grace = 8.0
     node = start_node(
@@ -97,7 +92,7 @@ def test_sigterm_drains_the_node(
         MCP_SHUTDOWN_HANDOFF=handoff,
     )
     store = private_redis.client()
-    session = open_session(client, node.mcp_url)
+    session = open_session(http_client, node.mcp_url)
     wait_for(lambda: store.exists(session_key(session)), "the session's record")
     stream_text: list[str] = []
 
@@ -108,7 +103,7 @@ def test_sigterm_drains_the_node(
 
     listener = threading.Thread(target=listen)
     listener.start()
-    wait_for(lambda: client.get(f"{node.url}/healthz").json()["sessions"] == 1, "the stream to open")
+    wait_for(lambda: http_client.get(f"{node.url}/healthz").json()["sessions"] == 1, "the stream to open")
     assert node.process is not None
     node.process.send_signal(signal.SIGTERM)
 
@@ -116,9 +111,9 @@ def test_sigterm_drains_the_node(
     refused = None
     while node.process.poll() is None:
         try:
-            statuses.append(client.get(f"{node.url}/healthz").status_code)
+            statuses.append(http_client.get(f"{node.url}/healthz").status_code)
             if refused is None and statuses[-1] == 503:
-                refused = client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
+                refused = http_client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS)
         except httpx.TransportError:
             break
         time.sleep(0.05)

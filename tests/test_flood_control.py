@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
@@ -34,23 +33,19 @@ def flood_node(node_factory: StartNode, redis_server: RedisServer) -> Node:
     )
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
-
-
-def _misses(node: Node, session_ids: list[str], client: httpx.Client) -> list[int]:
-    return [client.post(node.mcp_url, json=LISTING, headers=session_headers(sid)).status_code for sid in session_ids]
+def _misses(node: Node, session_ids: list[str], http_client: httpx.Client) -> list[int]:
+    return [
+        http_client.post(node.mcp_url, json=LISTING, headers=session_headers(sid)).status_code for sid in session_ids
+    ]
 
 
 def test_a_thousand_bogus_ids_cost_a_bounded_number_of_registry_reads_and_log_lines(
-    flood_node: Node, redis_server: RedisServer, client: httpx.Client
+    flood_node: Node, redis_server: RedisServer, http_client: httpx.Client
 ) -> None:
     log_before = flood_node.log().count(MISS_LINE)
     with RedisMonitor(redis_server) as monitor:
         started = time.monotonic()
-        statuses = _misses(flood_node, [bogus_id() for _ in range(1000)], client)
+        statuses = _misses(flood_node, [bogus_id() for _ in range(1000)], http_client)
         elapsed = time.monotonic() - started
         reads = monitor.commands_on("mcp:session:")
 
@@ -63,22 +58,22 @@ def test_a_thousand_bogus_ids_cost_a_bounded_number_of_registry_reads_and_log_li
 
 
 def test_an_id_just_found_unknown_is_not_looked_up_again(
-    flood_node: Node, redis_server: RedisServer, client: httpx.Client
+    flood_node: Node, redis_server: RedisServer, http_client: httpx.Client
 ) -> None:
     time.sleep(1.5)  # let the lookup budget refill
     repeated = [bogus_id() for _ in range(10)] * 100
     with RedisMonitor(redis_server) as monitor:
-        statuses = _misses(flood_node, repeated, client)
+        statuses = _misses(flood_node, repeated, http_client)
         reads = monitor.commands_on("mcp:session:")
 
     assert statuses == [404] * 1000
     assert len(reads) <= 10
 
 
-def test_bad_hosts_write_short_rate_limited_lines(node_factory: StartNode, client: httpx.Client) -> None:
+def test_bad_hosts_write_short_rate_limited_lines(node_factory: StartNode, http_client: httpx.Client) -> None:
     node = node_factory(MCP_NODE_ID="bad-hosts")
     for _ in range(200):
-        assert client.get(f"{node.url}/graphql", headers={"Host": "evil.example"}).status_code == 400
+        assert http_client.get(f"{node.url}/graphql", headers={"Host": "evil.example"}).status_code == 400
     time.sleep(0.3)
 
     log = node.log()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx2 as httpx
-import pytest
 
 from tests.mcp_http import (
     BASE_HEADERS,
@@ -18,21 +15,15 @@ from tests.mcp_http import (
 from tests.nodes import Node
 
 
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10.0) as client:
-        yield client
-
-
 def assert_framed_by_length(answer: httpx.Response) -> None:
     assert "transfer-encoding" not in answer.headers
     assert answer.headers["content-length"] == str(len(answer.content))
 
 
-def test_json_answers_carry_their_length(node: Node, client: httpx.Client) -> None:
+def test_json_answers_carry_their_length(node: Node, http_client: httpx.Client) -> None:
     answers = [
-        client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS),
-        client.post(
+        http_client.post(node.mcp_url, json=initialize_body(), headers=BASE_HEADERS),
+        http_client.post(
             node.mcp_url,
             json=modern_request("tools/call", {"name": "echo", "arguments": {"text": "framed"}}),
             headers=modern_headers("tools/call", name="echo"),
@@ -41,8 +32,8 @@ def test_json_answers_carry_their_length(node: Node, client: httpx.Client) -> No
     initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     session = answers[0].headers["mcp-session-id"]
     answers += [
-        client.post(node.mcp_url, json=initialized, headers=session_headers(session)),
-        client.post(node.mcp_url, json=initialized, headers=session_headers("no-such-session")),
+        http_client.post(node.mcp_url, json=initialized, headers=session_headers(session)),
+        http_client.post(node.mcp_url, json=initialized, headers=session_headers("no-such-session")),
     ]
     assert [answer.status_code for answer in answers] == [200, 200, 202, 404]
     for answer in answers:
@@ -50,9 +41,9 @@ def test_json_answers_carry_their_length(node: Node, client: httpx.Client) -> No
     assert b"framed" in answers[1].content
 
 
-def test_a_204_says_no_length(node: Node, client: httpx.Client) -> None:
-    session = open_session(client, node.mcp_url)
-    answer = client.delete(node.mcp_url, headers=session_headers(session))
+def test_a_204_says_no_length(node: Node, http_client: httpx.Client) -> None:
+    session = open_session(http_client, node.mcp_url)
+    answer = http_client.delete(node.mcp_url, headers=session_headers(session))
     assert answer.status_code == 204
     assert "content-length" not in answer.headers
     assert "transfer-encoding" not in answer.headers
