@@ -688,7 +688,8 @@ def _notify_section(notify: Sequence[NotifyLatency], redis_skipped: str, postgre
         "directory, where each commit's WAL flush lands, are under Machine. A handshake-era session on node A "
         "subscribes to `adr://1` and holds its standalone GET stream open; a background task on the raw client "
         "reads it and timestamps each event as it is read. On node B, `editDecision` mutations on /graphql are "
-        "sent one after another (each waits for its answer and its notification). "
+        "sent one after another (each waits for its answer and its notification), as one document with the "
+        "new title in `variables`, the way GraphQL clients send them. "
         f"{notify[0].changes} measured changes per database after a warm-up.",
         "",
         "| Database | Notification p50 ms | Notification p99 ms | Mutation round trip p50 ms "

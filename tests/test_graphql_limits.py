@@ -18,6 +18,7 @@ from graphql import get_introspection_query
 from pytest_django import Settings
 
 from graphql_app import decisions
+from graphql_app.api.limits import ValidDocuments
 from tests.nodes import Node, manage
 
 URL = "/graphql"
@@ -107,6 +108,54 @@ async def test_an_invalid_document_gets_its_validation_error_not_a_limit(setting
     body = await post("{ ...Missing }")
 
     assert body["errors"][0]["message"] == "Unknown fragment 'Missing'."
+
+
+# --- documents already found valid -----------------------------------------------------------
+
+
+@db
+async def test_a_document_once_valid_is_refused_when_a_limit_is_lowered(settings: Settings) -> None:
+    settings.GRAPHQL_MAX_DEPTH = 5
+    query = nested_successors(5)
+    for _ in range(2):  # the second time, the node has it as valid
+        assert await post(query) == {"data": {"decision": None}}
+
+    settings.GRAPHQL_MAX_DEPTH = 4
+
+    assert limit_refusal(await post(query))["reason"] == "TOO_DEEP"
+
+
+@db
+async def test_a_document_once_valid_is_refused_when_introspection_is_turned_off(settings: Settings) -> None:
+    query = "{ __schema { queryType { name } } }"
+    settings.GRAPHQL_INTROSPECTION = True
+    for _ in range(2):
+        assert "errors" not in await post(query)
+
+    settings.GRAPHQL_INTROSPECTION = False
+
+    body = await post(query)
+    assert "introspection" in body["errors"][0]["message"].lower()
+
+
+@db
+async def test_an_invalid_document_is_refused_every_time() -> None:
+    for _ in range(2):
+        body = await post("{ ...Missing }")
+        assert body["errors"][0]["message"] == "Unknown fragment 'Missing'."
+
+
+def test_only_the_most_recently_used_valid_documents_are_kept() -> None:
+    kept = ValidDocuments(size=2)
+    first, second, third = (ValidDocuments.key(query) for query in ("{ a }", "{ b }", "{ c }"))
+    kept.add(first)
+    kept.add(second)
+    assert first in kept  # used: now the most recent
+    kept.add(third)
+
+    assert first in kept
+    assert third in kept
+    assert second not in kept
 
 
 @db

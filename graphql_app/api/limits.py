@@ -26,7 +26,9 @@ builds a new extension for each one, so a test may change them.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+import hashlib
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -78,6 +80,40 @@ def charge_rows(rows: int) -> None:
         budget.charge(rows)
 
 
+class ValidDocuments:
+    """The documents already found valid, the most recently used `size` of them.
+
+    Validating costs milliseconds even for a one-field query (graphql-core walks
+    the document with some thirty rules, then the limits walk it again), and
+    clients send the same few documents over and over. Only a document's digest
+    and what it was validated against are kept, so memory stays small whatever
+    the documents' size. A document with errors is not kept: it is validated
+    again each time, so its errors are always this request's.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    @staticmethod
+    def key(query: str, *against: Hashable) -> Hashable:
+        return (hashlib.blake2b(query.encode(), digest_size=16).digest(), *against)
+
+    def __contains__(self, key: Hashable) -> bool:
+        if key not in self._keys:
+            return False
+        self._keys.move_to_end(key)
+        return True
+
+    def add(self, key: Hashable) -> None:
+        self._keys[key] = None
+        if len(self._keys) > self.size:
+            self._keys.popitem(last=False)
+
+
+valid_documents = ValidDocuments(size=512)
+
+
 class OperationLimits(MaxTokensLimiter):
     """Token, alias and depth limits before execution, and the row budget during it."""
 
@@ -88,6 +124,7 @@ class OperationLimits(MaxTokensLimiter):
             ("TOO_MANY_ALIASES", max_aliases, list(MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules)),
             ("TOO_DEEP", max_depth, list(QueryDepthLimiter(max_depth=max_depth).validation_rules)),
         )
+        self.limit_values = (max_aliases, max_depth)
 
     def on_parse(self) -> Iterator[None]:
         yield
@@ -104,11 +141,21 @@ class OperationLimits(MaxTokensLimiter):
         context = self.execution_context
         if context.graphql_document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
-            errors = validate_document(schema, context.graphql_document, tuple(context.validation_rules))
-            for reason, limit, rules in self.document_limits:
+            rules = tuple(context.validation_rules)
+            key = valid_documents.key(context.query or "", schema, rules, self.limit_values)
+            if key in valid_documents:
+                context.pre_execution_errors = []
+                yield
+                return
+            errors = validate_document(schema, context.graphql_document, rules)
+            for reason, limit, limit_rules in self.document_limits:
                 if errors:
                     break
-                errors = [_label(error, reason, limit) for error in validate(schema, context.graphql_document, rules)]
+                errors = [
+                    _label(error, reason, limit) for error in validate(schema, context.graphql_document, limit_rules)
+                ]
+            if not errors:
+                valid_documents.add(key)
             context.pre_execution_errors = errors
         yield
 
