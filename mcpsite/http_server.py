@@ -46,6 +46,11 @@ formats one for every request, about 2 % of a node's CPU; daphne's access log
 below is the one kept, and Traefik logs every request anyway), and asking the
 kernel for the connection's local address at every request (another 4 %).
 
+Answers go out at once. Twisted sends what is written to a connection on a
+later turn of its loop; here each piece of an answer is handed to the kernel
+as the application gives it (`send_now`), so a client reads its answer while
+the node winds the request down.
+
 Access log. With DJANGO_LOG_FORMAT=json, daphne's access log (one line per
 answered request, written straight to stdout) goes through logging instead,
 on logger `mcpsite.access`, so that every line a node writes is one JSON
@@ -73,7 +78,7 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from django.conf import settings
-from twisted.internet import reactor
+from twisted.internet import reactor, tcp
 from twisted.web.http import HTTPChannel
 
 from mcpsite.body_limits import BodyLimits
@@ -139,9 +144,13 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
             super().requestReceived(command, path, version)
 
     def handle_reply(self, message: dict[str, Any]) -> None:
+        # Taken first: the last piece of an answer finishes the request, which lets go of its channel.
+        transport = getattr(getattr(self, "channel", None), "transport", None)
         super().handle_reply(message)
-        if message.get("type") == "http.response.body" and message.get("more_body"):
-            self._watch_unsent()
+        if message.get("type") == "http.response.body":
+            send_now(transport)
+            if message.get("more_body"):
+                self._watch_unsent()
 
     def _watch_unsent(self) -> None:
         """An SSE answer with more than the bound waiting unsent gets SLOW_READER_GRACE to take it;
@@ -186,6 +195,28 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         self.content = io.BytesIO()
         self.channel.transport.write(self._limits.refusal(self._target))
         self.channel.loseConnection()
+
+
+def send_now(transport: Any) -> None:
+    """Hand what a connection holds unsent to the kernel now, rather than on a later turn of the loop.
+
+    Twisted's `write` only buffers and asks the reactor to say when the socket
+    is writable, so an answer went out after every callback already queued:
+    for a handshake-era `tools/call`, the SDK's and our own winding down after
+    the answer. Sent at once, the client reads its answer while that work runs,
+    and the node saves a turn of its loop per request. A connection that is
+    closing is left to the reactor, which closes it once the rest is out; if
+    the send fails, the reactor sees the error on its next turn and drops
+    the connection as usual.
+    """
+    if (
+        isinstance(transport, tcp.Connection)
+        and transport.connected
+        and not transport.disconnecting
+        and not getattr(transport, "_writeDisconnecting", False)
+        and unsent_bytes(transport)
+    ):
+        transport.doWrite()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
 
 
 def unsent_bytes(transport: Any) -> int:
