@@ -24,9 +24,9 @@ print(type(loop).__module__ + "." + type(loop).__qualname__)
 """
 
 
-def _loop_of_server(**env: str) -> subprocess.CompletedProcess[str]:
+def _loop_of_server(probe: str = PROBE, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", probe],
         cwd=REPO,
         env={**os.environ, **TEST_NODE_DEFAULTS, "DJANGO_DEBUG": "1", **env},
         capture_output=True,
@@ -50,3 +50,10 @@ def test_an_unknown_loop_is_refused_by_name() -> None:
     result = _loop_of_server(MCP_EVENT_LOOP="trio")
     assert result.returncode != 0
     assert "MCP_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'" in result.stderr
+
+
+def test_the_servers_thread_names_asyncio_to_sniffio_without_sniffing() -> None:
+    # Outside any running loop sniffio would raise: the answer comes from what `install` said.
+    result = _loop_of_server(PROBE + "import sniffio; print(sniffio.current_async_library())\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "asyncio"
