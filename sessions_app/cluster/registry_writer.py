@@ -3,9 +3,10 @@
 Session creation and close enqueue a write here instead of waiting for Redis,
 so a node keeps creating and serving sessions while Redis is down; the
 registry catches up once it is back. (An `initialize` answer waits for its
-session's first write while the store is reachable: session/manager.py.) Writes for one session are applied in
-order, and a newer write for a session replaces one still waiting (a session
-closed before its record was ever written costs one harmless delete).
+session's first write while the store is reachable: session/manager.py.)
+Writes for one session are applied in order, and a newer write for a session
+replaces one still waiting (a session closed before its record was ever
+written costs one harmless delete).
 """
 
 from __future__ import annotations
