@@ -16,8 +16,8 @@ listeners, and once Redis answers again every node is sent a *resync*, as is
 every local listener whenever this node's receiver was cut off: "you may have
 missed something, re-read what you watch". A channel leaves the group when
 its node shuts down; one whose node died without leaving is taken out by the
-other nodes' reapers (`reap_dead_members`), which learn each channel's node
-from the MEMBERS_KEY hash.
+other nodes' reapers (`reap_dead_members`, once its node has been missing for
+a heartbeat TTL), which learn each channel's node from the MEMBERS_KEY hash.
 """
 
 from __future__ import annotations
@@ -252,18 +252,32 @@ class ChangeFeed:
                 logger.exception("A change listener failed on %s", change)
 
 
-async def reap_dead_members(alive: dict[str, str]) -> int:
-    """Take out of the group every channel whose node is not alive (`alive`: node id -> boot id); how many."""
+async def reap_dead_members(alive: dict[str, str], missing_since: dict[str, float], now: float, grace: float) -> int:
+    """Take out of the group every channel whose node has not been alive for `grace` seconds; how many.
+
+    `alive` maps node id to boot id. `missing_since` remembers, across calls,
+    when each channel was first seen without its node. The grace matters after
+    Redis restarts empty: every node's heartbeat is gone until its next beat,
+    while the nodes' channels are back in the group already.
+    """
     layer = get_channel_layer()
     if layer is None or not hasattr(layer, "connection"):
         return 0  # the in-memory layer of a single process has no one else's channels
     members = await _members(layer).hgetall(MEMBERS_KEY)
     dead: list[str] = []
-    for channel, life in members.items():
+    missing: set[str] = set()
+    for raw_channel, life in members.items():
         node_id, _, boot_id = _text(life).partition(" ")
-        if alive.get(node_id) != boot_id:
-            dead.append(_text(channel))
+        if alive.get(node_id) == boot_id:
+            continue
+        channel = _text(raw_channel)
+        missing.add(channel)
+        if now - missing_since.setdefault(channel, now) >= grace:
+            dead.append(channel)
+    for channel in set(missing_since) - missing:
+        del missing_since[channel]
     for channel in dead:
+        missing_since.pop(channel, None)
         await _discard(layer, channel)
     if dead:
         logger.warning("Took %d channels of dead processes out of the change group", len(dead))

@@ -48,6 +48,7 @@ class ClusterNode:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._missing_since: dict[tuple[str, str], float] = {}
+        self._members_missing_since: dict[str, float] = {}
         self._has_beaten = False
         self._stopped = False
         # Called when the store turns out to have lost this node's records
@@ -93,7 +94,9 @@ class ClusterNode:
 
     async def _reap(self) -> None:
         await reap_stale_records(self.registry, self.reap_grace, self._missing_since, time.monotonic())
-        await reap_dead_members(await self.registry.alive_nodes())
+        # A live node beats at least once per TTL: missing for longer, it is gone.
+        grace = self.settings.node_heartbeat_ttl
+        await reap_dead_members(await self.registry.alive_nodes(), self._members_missing_since, time.monotonic(), grace)
 
     @property
     def reap_grace(self) -> float:
