@@ -47,7 +47,8 @@ MAX_KNOWN_OWNERS = 10_000
 _known_owners: OrderedDict[str, SessionRecord] = OrderedDict()
 
 # Ids the registry just said it does not know, with when to ask again.
-# Short: a record written in the background can land just after a first miss.
+# Short: after Redis restarts empty, a live session's record is back only once
+# its node has written it again (at its next heartbeat).
 UNKNOWN_ID_SECONDS = 2.0
 MAX_UNKNOWN_IDS = 10_000
 
