@@ -50,8 +50,9 @@ connection's address and TLS never change, so each is asked once.
 
 Answers go out at once. Twisted sends what is written to a connection on a
 later turn of its loop; here each piece of an answer is handed to the kernel
-as the application gives it (`send_now`), so a client reads its answer while
-the node winds the request down.
+as the application gives it (`send_now`), and an answer of known length
+before Twisted winds its request down (`finish`), so a client reads its
+answer while the node tidies up.
 
 Access log. With DJANGO_LOG_FORMAT=json, daphne's access log (one line per
 answered request, written straight to stdout) goes through logging instead,
@@ -154,6 +155,14 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
             send_now(transport)
             if message.get("more_body"):
                 self._watch_unsent()
+
+    def finish(self) -> None:
+        # An answer of known length is whole once written: it leaves before
+        # Twisted's bookkeeping for the finished request, not after it. (A
+        # chunked one still needs its last chunk, which finish writes.)
+        if self.startedWriting and not self.chunked:
+            send_now(getattr(self.channel, "transport", None))
+        super().finish()
 
     def _watch_unsent(self) -> None:
         """An SSE answer with more than the bound waiting unsent gets SLOW_READER_GRACE to take it;

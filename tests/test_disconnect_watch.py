@@ -12,6 +12,7 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from mcp.types import JSONRPCResponse
 
 from sessions_app.http import stateless, wire
@@ -65,6 +66,27 @@ async def test_a_quick_answer_goes_out_unwatched() -> None:
     await exchange(writer, outbox, quick)
     assert writer.watchers == []
     assert (writer.status, writer.body) == (200, b'{"jsonrpc":"2.0","id":1,"result":{}}')
+
+
+async def test_a_quick_answer_arms_no_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler's first step runs before anything is timed: most answers need no timer at all."""
+    writer, outbox = Writer(), SseConnection(16)
+    loop = asyncio.get_running_loop()
+    timers: list[float] = []
+    arm = loop.call_at
+
+    def counted(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        timers.append(when)
+        return arm(when, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", counted)
+
+    async def quick() -> tuple[JSONRPCResponse, bytes]:
+        return reply(outbox)
+
+    await exchange(writer, outbox, quick)
+    assert timers == []
+    assert writer.status == 200
 
 
 async def test_a_slow_handler_is_cancelled_when_its_client_leaves() -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
+from twisted.web.test.requesthelper import DummyChannel
+
+from mcpsite import http_server
 from tests.mcp_http import modern_headers, modern_request
 from tests.nodes import LOOPBACK, Node
 
@@ -71,3 +77,26 @@ def test_a_connection_asked_to_close_gets_its_answer_and_then_closes(node: Node)
             received += piece
     assert received.startswith(b"HTTP/1.1 200")
     assert b"last" in received
+
+
+@pytest.mark.parametrize(("length", "expected"), [(b"2", ["sent", "wound down"]), (None, ["wound down"])])
+def test_an_answer_of_known_length_leaves_before_its_request_is_wound_down(
+    monkeypatch: pytest.MonkeyPatch, length: bytes | None, expected: list[str]
+) -> None:
+    """A chunked answer still needs its last chunk, which finishing writes: it is not sent before."""
+    events: list[str] = []
+    monkeypatch.setattr(http_server, "send_now", lambda transport: events.append("sent"))
+    channel: Any = DummyChannel()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated
+    server = SimpleNamespace(protocol_connected=lambda request: None, protocol_disconnected=lambda request: None)
+    # Twisted's finish hands the request to its factory's log first, then lets go of it.
+    channel.factory = SimpleNamespace(server=server, log=lambda request: events.append("wound down"))
+    request = http_server.RawBodyRequest(channel)
+    request.method, request.clientproto = b"POST", b"HTTP/1.1"
+    if length is not None:
+        request.setHeader(b"content-length", length)
+
+    request.write(b"{}")
+    request.finish()
+
+    assert events == expected
+    assert channel.transport.written.getvalue().endswith(b"{}" if length else b"0\r\n\r\n")

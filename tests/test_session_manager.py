@@ -19,7 +19,7 @@ from sessions_app.cluster.registry.locmem import LocMemSessionRegistry
 from sessions_app.cluster.registry.redis import RedisSessionRegistry
 from sessions_app.cluster.routing import short_id
 from sessions_app.conf import McpSettings
-from sessions_app.http.exceptions import NodeFull
+from sessions_app.http.exceptions import NodeFull, SessionNotFound
 from sessions_app.http.wire import retry_frame
 from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.manager import SessionManager
@@ -237,6 +237,14 @@ async def test_close_is_idempotent(manager: SessionManager) -> None:
 
     assert await manager.close(session.id, CloseReason.OPERATOR) is True
     assert await manager.close(session.id, CloseReason.OPERATOR) is False
+
+
+async def test_a_message_for_a_closed_session_is_refused_as_not_found(manager: SessionManager) -> None:
+    session = await manager.create()
+    await manager.close(session.id, CloseReason.OPERATOR)
+
+    with pytest.raises(SessionNotFound):
+        await session.deliver(SessionMessage(INITIALIZE))
 
 
 async def test_close_of_an_unknown_id_returns_false(manager: SessionManager) -> None:

@@ -2,8 +2,8 @@
 
 Each request carries its protocol version and client capabilities in
 `params._meta`; the SDK's classifier checks them against the `Mcp-Method`,
-`Mcp-Name` and `MCP-Protocol-Version` headers, and `serve_one` runs the
-handler. The answer is JSON unless the handler emits notifications first (or
+`Mcp-Name` and `MCP-Protocol-Version` headers, and the SDK's `ServerRunner`
+runs the handler. The answer is JSON unless the handler emits notifications first (or
 stays silent past the keep-alive interval), in which case the response turns
 into an SSE stream ending with the answer. The client closing the response
 cancels the handler: in this era that is how a client cancels.
@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 from mcp.server.connection import Connection
-from mcp.server.runner import modern_error_data, serve_one
+from mcp.server.runner import ServerRunner, aclose_shielded, modern_error_data
 from mcp.shared.dispatcher import CallOptions
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import (
@@ -50,7 +50,7 @@ from sessions_app.http.request import McpRequest, client_of
 from sessions_app.http.sse import POST_STREAM_HOLD, SseConnection
 from sessions_app.http.tool_param_headers import param_header_rejection
 from sessions_app.http.writer import ResponseWriter, send_json, send_sse
-from sessions_app.session.hosted_server import hosted_server
+from sessions_app.session.hosted_server import HostedServer, hosted_server
 from sessions_app.session.manager import session_manager
 from sessions_app.session.session import MAX_PENDING_FRAMES, RequestInfo
 
@@ -142,14 +142,7 @@ async def serve_stateless(
     async def answer() -> tuple[JSONRPCResponse | JSONRPCError, bytes]:
         started = time.perf_counter()
         try:
-            result = await serve_one(
-                host.server,
-                context,
-                message.method,
-                message.params,
-                connection=connection,
-                lifespan_state=host.lifespan_state,
-            )
+            result = await _serve_one(host, context, message.method, message.params, connection)
             reply: JSONRPCResponse | JSONRPCError = JSONRPCResponse(jsonrpc="2.0", id=message.id, result=result)
         except asyncio.CancelledError:
             outbox.abort()
@@ -176,6 +169,25 @@ async def serve_stateless(
         await _exchange(writer, answer, outbox, context, settings)
 
 
+async def _serve_one(
+    host: HostedServer, context: ExchangeContext, method: str, params: Mapping[str, Any] | None, connection: Connection
+) -> dict[str, Any]:
+    """The SDK's `serve_one`, without unwinding a connection nothing was registered on.
+
+    The unwinding is shielded and bounded by a timer: a cancel scope, a timer
+    and their bookkeeping at every request, a twentieth of a `tools/call`'s
+    cost, where almost no handler registers anything. (AsyncExitStack keeps
+    what was registered in `_exit_callbacks`; were that ever renamed, every
+    connection would be unwound again, as the SDK does.)
+    """
+    runner = ServerRunner(host.server, connection, host.lifespan_state)
+    try:
+        return await runner.on_request(context, method, params)
+    finally:
+        if getattr(connection.exit_stack, "_exit_callbacks", True):
+            await aclose_shielded(connection)
+
+
 async def _exchange(
     writer: ResponseWriter,
     answer: Callable[[], Coroutine[Any, Any, tuple[JSONRPCResponse | JSONRPCError, bytes]]],
@@ -186,6 +198,9 @@ async def _exchange(
     """Run the handler (`answer`) and send what it produces: JSON if it is quick and silent, else SSE."""
     handler = asyncio.get_running_loop().create_task(answer())
     try:
+        # One turn of the loop first: the handler's first step runs, and most
+        # handlers answer within it, so most exchanges arm no timer.
+        await asyncio.sleep(0)
         quick = await outbox.wait_for_output(DISCONNECT_WATCH_AFTER)
         if not quick:
             # In this era the client closing its request is how it cancels. Watched

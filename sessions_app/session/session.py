@@ -27,7 +27,6 @@ from typing import Any
 
 import anyio
 from mcp.server.runner import serve_loop
-from mcp.shared._context_streams import ContextSendStream, create_context_streams
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import JSONRPCError, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
@@ -41,6 +40,7 @@ from sessions_app.http.sse import SseConnection
 from sessions_app.session.close_reason import CloseReason
 from sessions_app.session.event_log import EventLog, event_id
 from sessions_app.session.hosted_server import HostedServer
+from sessions_app.session.inbox import SessionInbox
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ class McpSession:
     published: bool = False
     last_active: float = field(default_factory=time.monotonic)
     # Made in __post_init__:
-    _read_send: ContextSendStream[SessionMessage | Exception] = field(init=False, repr=False)
-    _read_recv: Any = field(init=False, repr=False)
+    _inbox: SessionInbox[SessionMessage | Exception] = field(init=False, repr=False)
     _outgoing: _RouteOnSend = field(init=False, repr=False)
     log: EventLog = field(init=False, repr=False)
     streams: dict[int, Stream] = field(init=False, repr=False)
@@ -163,7 +162,7 @@ class McpSession:
         # Each message carries its sender's context, and the SDK runs its handler in it (as with the
         # SDK's own transports): the handler's log records name the request that brought the message
         # (http/log_context.py), not the `initialize` that started the session's task.
-        self._read_send, self._read_recv = create_context_streams[SessionMessage | Exception](0)
+        self._inbox = SessionInbox()
         self._outgoing = _RouteOnSend(self._route)
         self.log = EventLog(self.settings.event_log_max_events, self.settings.event_log_max_bytes)
         self.streams = {STANDALONE_STREAM: Stream(STANDALONE_STREAM, None, self.epoch + 1)}
@@ -183,7 +182,7 @@ class McpSession:
         try:
             await serve_loop(
                 self.host.server,
-                self._read_recv,
+                self._inbox,
                 self._outgoing,
                 lifespan_state=self.host.lifespan_state,
                 session_id=self.id,
@@ -212,7 +211,7 @@ class McpSession:
         self.streams.clear()
         self._by_request.clear()
         self.log.clear()
-        self._read_send.close()
+        self._inbox.close()
         task = self._task
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
@@ -402,7 +401,10 @@ class McpSession:
         )
 
     async def deliver(self, message: SessionMessage) -> None:
-        await self._read_send.send(message)
+        try:
+            await self._inbox.send(message)
+        except anyio.ClosedResourceError:
+            raise SessionNotFound("Session closed before the request was answered") from None
 
     @property
     def resumable(self) -> bool:
