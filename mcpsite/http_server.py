@@ -44,15 +44,22 @@ bare 400 page.
 Per-request costs Twisted has and nobody uses: its own access line (HTTPFactory.log
 formats one for every request, about 2 % of a node's CPU; daphne's access log
 below is the one kept, and Traefik logs every request anyway), asking the
-kernel for the connection's local address at every request (another 4 %), and
-asking zope.interface whether the connection is TLS (about 1 %): a
-connection's address and TLS never change, so each is asked once.
+kernel for the connection's local address at every request (another 4 %),
+building an address object for its peer (about 1 %), and asking
+zope.interface whether the connection is TLS (about 1 %): a connection's
+addresses and TLS never change, so each is asked once.
 
 Answers go out at once. Twisted sends what is written to a connection on a
 later turn of its loop; here each piece of an answer is handed to the kernel
 as the application gives it (`send_now`), and an answer of known length
 before Twisted winds its request down (`finish`), so a client reads its
 answer while the node tidies up.
+
+The periodic pass. Once a second daphne walks every request it holds, to reap
+those that ended and to cancel applications that outlive their client; with
+thousands of open SSE streams that walk stalled the event loop for
+milliseconds every second, for nothing (`RawBodyServer.application_checker`
+now passes only over the requests that ended or lost their client).
 
 Access log. With DJANGO_LOG_FORMAT=json, daphne's access log (one line per
 answered request, written straight to stdout) goes through logging instead,
@@ -108,6 +115,7 @@ class RawBodyRequest(WebRequest):  # type: ignore[misc]  # daphne ships no types
         self._cut_off = False
         if "getHost" not in vars(channel):
             channel.getHost = _once(channel.getHost)
+            channel.getPeer = _once(channel.getPeer)
             channel.isSecure = _once(channel.isSecure)
         super().__init__(channel, *args, **kwargs)
 
@@ -297,7 +305,8 @@ def log_access(protocol: str, action: str, details: dict[str, Any]) -> None:
 
 
 class RawBodyServer(Server):  # type: ignore[misc]
-    """daphne's server, building its HTTP connections with `RawBodyHTTPFactory`.
+    """daphne's server, building its HTTP connections with `RawBodyHTTPFactory`,
+    and passing over its requests once a second without walking the open streams.
 
     `Server.run()` creates its factory inline (`self.http_factory =
     HTTPFactory(self)`) and offers no hook to choose the class; this attribute
@@ -305,12 +314,55 @@ class RawBodyServer(Server):  # type: ignore[misc]
     """
 
     _http_factory: HTTPFactory | None = None
+    # daphne's table of the requests it holds, made by run(): request -> its application and times.
+    connections: dict[Any, dict[str, Any]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # daphne builds the server once the application (and so the settings) is loaded.
         if kwargs.get("action_logger") is not None and settings.LOG_FORMAT == "json":
             kwargs["action_logger"] = log_access
         super().__init__(*args, **kwargs)
+        # Requests whose client left or whose application ended since the last
+        # pass of `application_checker`: the only ones it has anything to do for.
+        self._eventful: set[Any] = set()
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        queue = super().create_application(protocol, scope)
+        instance = self.connections.get(protocol, {}).get("application_instance")
+        if instance is not None:
+            instance.add_done_callback(lambda _: self._eventful.add(protocol))
+        return queue
+
+    def protocol_disconnected(self, protocol: Any) -> None:
+        super().protocol_disconnected(protocol)
+        self._eventful.add(protocol)
+
+    def application_checker(self) -> None:
+        """daphne's pass, over the requests something happened to since the last one.
+
+        Once a second daphne walks every request it holds, to reap the ended
+        and to cancel applications that outlive their client by
+        `application_close_timeout`. With thousands of SSE streams open the
+        walk stalls the event loop for milliseconds, and does nothing for a
+        stream that is still going. Here daphne's own pass runs over the
+        requests that disconnected or whose application ended (everything it
+        acts on), its removals are applied to the whole table, and a request
+        it must look at again (disconnected, its application not yet ended)
+        stays on the list.
+        """
+        eventful, self._eventful = self._eventful, set()
+        everything = self.connections
+        self.connections = {protocol: everything[protocol] for protocol in eventful if protocol in everything}
+        try:
+            super().application_checker()
+        finally:
+            looked_at, self.connections = self.connections, everything
+        for protocol in eventful:
+            details = looked_at.get(protocol)
+            if details is None:
+                everything.pop(protocol, None)
+            elif "disconnected" in details and "application_instance" in details:
+                self._eventful.add(protocol)
 
     @property
     def http_factory(self) -> HTTPFactory | None:
