@@ -5,7 +5,9 @@ step) is measured with nothing open, then with each step's number of sessions
 open: every session is initialized on its own keep-alive connection, which is
 then handed over to the session's standalone GET stream and left idle. At each
 point the harness reads the node's VmRSS from /proc/<pid>/status and times
-`tools/call` on one extra session. Everything is closed afterwards.
+`tools/call` on one extra session, reading the node's garbage-collector pauses
+(`mcp_gc_pause_seconds`, from its metrics port) before and after the calls.
+Everything is closed afterwards.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import asyncio
 import contextlib
 import resource
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from . import servers
 from .eventstream import EventStream, standalone_get
@@ -32,11 +37,22 @@ OPEN_CONCURRENCY = 32
 SETTLE_SECONDS = 1.0
 
 
+@dataclass(frozen=True)
+class Pauses:
+    """The node's garbage-collector pauses over a stretch of time: how many, and their seconds in all."""
+
+    count: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class Step:
     sessions: int  # streams open while measured (0: the baseline)
     rss_kib: int
     calls: RunStats
+    # Collections during the timed calls: full ones (generation 2), and the younger generations together.
+    full_collections: Pauses = field(default_factory=Pauses)
+    young_collections: Pauses = field(default_factory=Pauses)
 
     def per_session_kib(self, baseline: Step) -> float:
         return (self.rss_kib - baseline.rss_kib) / self.sessions if self.sessions else 0.0
@@ -85,33 +101,71 @@ async def measure(
             f"The file-descriptor limit (soft {soft}, hard {hard}) allows about {usable} streams; "
             f"steps above that were skipped. Raise the hard limit (`ulimit -Hn`) to measure them."
         )
-    extra = {"MCP_MAX_SESSIONS": str(largest + 100)}
+    metrics_port = servers.free_port()
+    extra = {"MCP_MAX_SESSIONS": str(largest + 100), "MCP_METRICS_PORT": str(metrics_port)}
     with servers.our_node(log_dir, json_response=True, extra_env=extra, name="ours-capacity") as node:
         host = f"{servers.LOOPBACK}:{node.port}"
         probe = Connection(servers.LOOPBACK, node.port)
         streams: list[EventStream] = []
+        pauses_url = f"http://{servers.LOOPBACK}:{metrics_port}/metrics"
         try:
             call = handshake_call(host, await open_session(probe, host))
             for request_id in range(warmup):
                 await probe.request(call(request_id))
-            result.steps.append(await _step(node.pid, probe, call, 0, calls, settle))
+            result.steps.append(await _step(node.pid, probe, call, 0, calls, settle, pauses_url))
             started = time.perf_counter()
             for target in sorted(steps):
                 if target > usable:
                     continue
                 await _open_streams(node.port, host, streams, target - len(streams))
                 result.open_seconds = time.perf_counter() - started
-                result.steps.append(await _step(node.pid, probe, call, target, calls, settle))
+                result.steps.append(await _step(node.pid, probe, call, target, calls, settle, pauses_url))
         finally:
             await probe.close()
             await _close_all(streams)
     return result
 
 
-async def _step(pid: int, probe: Connection, call: RequestFactory, sessions: int, calls: int, settle: float) -> Step:
-    """The node's memory with `sessions` streams open, then `calls` sequential `tools/call` on the probe."""
+def gc_pauses(metrics_text: str) -> dict[str, Pauses]:
+    """`mcp_gc_pause_seconds` by generation ("0", "1", "2") from a node's /metrics text."""
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "mcp_gc_pause_seconds":
+            continue
+        for sample in family.samples:
+            generation = sample.labels.get("generation", "")
+            if sample.name.endswith("_count"):
+                counts[generation] = sample.value
+            elif sample.name.endswith("_sum"):
+                sums[generation] = sample.value
+    return {generation: Pauses(int(counts[generation]), sums.get(generation, 0.0)) for generation in counts}
+
+
+def _since(before: dict[str, Pauses], after: dict[str, Pauses], generations: Sequence[str]) -> Pauses:
+    empty = Pauses()
+    return Pauses(
+        sum(after.get(g, empty).count - before.get(g, empty).count for g in generations),
+        sum(after.get(g, empty).seconds - before.get(g, empty).seconds for g in generations),
+    )
+
+
+async def _read_pauses(url: str) -> dict[str, Pauses]:
+    def read() -> str:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # our own node, on loopback
+            return str(response.read().decode())
+
+    return gc_pauses(await asyncio.to_thread(read))
+
+
+async def _step(
+    pid: int, probe: Connection, call: RequestFactory, sessions: int, calls: int, settle: float, pauses_url: str
+) -> Step:
+    """The node's memory with `sessions` streams open, then `calls` sequential `tools/call` on the probe,
+    and the collector's pauses during them."""
     await asyncio.sleep(settle)
     memory = rss_kib(pid)
+    pauses_before = await _read_pauses(pauses_url)
     stats = RunStats(requests=calls, seconds=0.0, latencies=[])
     started, cpu_started = time.perf_counter(), time.process_time()
     for request_id in range(calls):
@@ -123,7 +177,14 @@ async def _step(pid: int, probe: Connection, call: RequestFactory, sessions: int
             stats.first_error = stats.first_error or f"HTTP {response.status}: {response.body[:200]!r}"
     stats.seconds = time.perf_counter() - started
     stats.client_cpu = time.process_time() - cpu_started
-    return Step(sessions, memory, stats)
+    pauses_after = await _read_pauses(pauses_url)
+    return Step(
+        sessions,
+        memory,
+        stats,
+        full_collections=_since(pauses_before, pauses_after, ["2"]),
+        young_collections=_since(pauses_before, pauses_after, ["0", "1"]),
+    )
 
 
 async def _open_streams(port: int, host: str, streams: list[EventStream], count: int) -> None:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 
 from .app_only import SLICE, AppCost
 from .auth_cost import AuthCost
-from .capacity import Capacity
+from .capacity import Capacity, Step
 from .failover import Failover
 from .fanout import SETTLE_SECONDS, FanOut
 from .instructions import Instructions
@@ -384,11 +384,7 @@ def _targets(
             *(
                 []
                 if p99_ratio <= P99_RATIO_TARGET
-                else [
-                    f"p99 {p99_ratio:.2f}x idle: daphne walks every open connection once a second "
-                    "(`Server.application_checker`), stalling the event loop for milliseconds at thousands of "
-                    "streams, and a call that lands in that pass waits"
-                ]
+                else [f"p99 {p99_ratio:.2f}x idle; during those calls {_pauses_text(largest)}"]
             ),
         ]
         lines.append(
@@ -615,6 +611,16 @@ def _redis_section(redis: RedisCost | None, skipped: str) -> list[str]:
     ]
 
 
+def _pauses_text(step: Step) -> str:
+    """What the node's garbage collector cost during a step's timed calls, as measured."""
+    full, young = step.full_collections, step.young_collections
+    return (
+        f"Python's garbage collector stopped the node {young.count} times for its younger generations "
+        f"({young.seconds * 1000:.1f} ms in all) and {full.count} times for a full collection "
+        f"({full.seconds * 1000:.0f} ms in all), against {step.calls.seconds * 1000:.0f} ms of calls"
+    )
+
+
 def _capacity_section(capacity: Capacity | None) -> list[str]:
     if capacity is None:
         return [NOT_RUN]
@@ -627,18 +633,23 @@ def _capacity_section(capacity: Capacity | None) -> list[str]:
         "calls; memory per session is (RSS - RSS with none open) / sessions. "
         f"`tools/call` latency: {base.calls.requests} sequential calls on one extra session at each point. "
         f"File-descriptor limit of the harness and node: soft {capacity.fd_limit[0]}, hard {capacity.fd_limit[1]}. "
-        f"Opening the sessions took {capacity.open_seconds:.1f} s in all.",
+        f"Opening the sessions took {capacity.open_seconds:.1f} s in all. "
+        "Collector pauses: the node's own timing of each run of Python's cyclic garbage collector "
+        "(`mcp_gc_pause_seconds`, read from its metrics port before and after the calls), as count and "
+        "milliseconds in all; a full collection walks every object the node holds beyond those frozen at startup.",
         "",
         "| Open streams | Node RSS MiB | RSS per session KiB | `tools/call` median ms | p99 ms "
-        "| p99 / idle p99 | Errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| p99 / idle p99 | Collector pauses during the calls: younger generations | full collections | Errors |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for step in capacity.steps:
         per_session = f"{step.per_session_kib(base):.1f}" if step.sessions else "-"
         ratio = step.calls.p99_ms / base.calls.p99_ms if base.calls.p99_ms else 0.0
+        young, full = step.young_collections, step.full_collections
         lines.append(
             f"| {step.sessions} | {step.rss_kib / 1024:.1f} | {per_session} | {step.calls.median_ms:.2f} "
-            f"| {step.calls.p99_ms:.2f} | {ratio:.2f} | {step.calls.errors} |"
+            f"| {step.calls.p99_ms:.2f} | {ratio:.2f} | {young.count} ({young.seconds * 1000:.1f} ms) "
+            f"| {full.count} ({full.seconds * 1000:.0f} ms) | {step.calls.errors} |"
         )
     if capacity.note:
         lines += ["", f"**Cut short:** {capacity.note}"]

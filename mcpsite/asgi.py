@@ -19,10 +19,11 @@ from django.urls import path, re_path  # noqa: E402
 from mcpsite.finish_in_flight import FinishInFlight  # noqa: E402
 from sessions_app.auth.startup import announce_authorization  # noqa: E402
 from sessions_app.http.consumer import McpConsumer  # noqa: E402
-from sessions_app.metrics import serve_metrics  # noqa: E402
+from sessions_app.metrics import serve_metrics, watch_garbage_collection  # noqa: E402
 from sessions_app.session.manager import session_manager  # noqa: E402
 
 announce_authorization()
+watch_garbage_collection()
 if settings.MCP_METRICS_PORT:
     serve_metrics(
         settings.MCP_METRICS_HOST, settings.MCP_METRICS_PORT, lambda: len(session_manager()), settings.MCP_MAX_SESSIONS

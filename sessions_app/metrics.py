@@ -15,8 +15,11 @@ in a thread beside daphne. Recording costs a few microseconds per call
 
 from __future__ import annotations
 
+import gc
 import logging
+import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -49,6 +52,9 @@ SESSION_BUCKETS = (1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600
 # Seconds: a change heard on another node within milliseconds, or late.
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REGISTRY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Seconds: a young generation takes a fraction of a millisecond; a full collection,
+# with thousands of sessions held, up to a second.
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 operation_duration = Histogram(
     "mcp_server_operation_duration_seconds",
@@ -98,6 +104,13 @@ authorization_failures = Counter(
     "mcp_authorization_failures", "Requests to /mcp refused by the resource server, by why", ["reason"]
 )
 
+gc_pauses = Histogram(
+    "mcp_gc_pause_seconds",
+    "Time the node stood still while Python's cyclic garbage collector ran, by generation (2: a full collection)",
+    ["generation"],
+    buckets=GC_PAUSE_BUCKETS,
+)
+
 ADMISSION_STATUSES = frozenset({413, 429, 503})
 # The operations RedisSessionRegistry times and counts (sessions_app/cluster/registry/redis.py).
 REGISTRY_OPERATIONS = (
@@ -125,6 +138,30 @@ def count_refusal(status: int) -> None:
     """A refusal of the admission kind (size, rate, capacity); other statuses are not counted here."""
     if status in ADMISSION_STATUSES:
         admission_refusals.labels(str(status)).inc()
+
+
+def watch_garbage_collection() -> None:
+    """Time each run of the cyclic garbage collector into `gc_pauses` (once per process).
+
+    The node answers nothing while it runs. A full collection walks every
+    object the process holds outside `gc.freeze()` (mcpsite/asgi.py): with
+    thousands of sessions open that is a million objects and hundreds of
+    milliseconds (docs/operations.md).
+    """
+    if any(getattr(callback, "times_gc_pauses", False) for callback in gc.callbacks):
+        return
+    by_generation = [gc_pauses.labels(str(generation)) for generation in range(3)]
+    started = 0.0
+
+    def on_collection(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            by_generation[info["generation"]].observe(time.perf_counter() - started)
+
+    on_collection.times_gc_pauses = True  # type: ignore[attr-defined]
+    gc.callbacks.append(on_collection)
 
 
 def create_error_series() -> None:

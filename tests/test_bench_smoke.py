@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import postgres
+from bench import capacity, postgres
 
 REPO = Path(__file__).resolve().parent.parent
 # A table row of scenarios 1 and 2: answers, clients, answer types, seven numbers, CPU and errors.
@@ -75,11 +75,17 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert re.search(r"^\| Scenario 6, clients that keep no cookies: ", targets, re.M), targets
 
     capacity = section(report, "Scenario 4:")
+    # Open streams, RSS, per session, median, p99, ratio, collector pauses (younger, full: count and ms), errors.
     steps = re.findall(
-        rf"^\| (\d+) \| {NUMBER} \| (?:{NUMBER}|-) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| (\d+) \|$", capacity, re.M
+        rf"^\| (\d+) \| {NUMBER} \| (?:{NUMBER}|-) \| {NUMBER} \| {NUMBER} \| {NUMBER} "
+        rf"\| (\d+) \({NUMBER} ms\) \| \d+ \({NUMBER} ms\) \| (\d+) \|$",
+        capacity,
+        re.M,
     )
-    assert [sessions for sessions, _ in steps] == ["0", "10", "20"], capacity
-    assert all(errors == "0" for _, errors in steps), capacity
+    assert [sessions for sessions, _, _ in steps] == ["0", "10", "20"], capacity
+    assert all(errors == "0" for _, _, errors in steps), capacity
+    # Every call allocates: the node's young generations are collected, and timed, during each step's calls.
+    assert sum(int(young) for _, young, _ in steps) > 0, capacity
 
     notify = section(report, "Scenario 5:")
     # Database, notification p50/p99, mutation round trip p50/p99, event after the answer, lost, failed.
@@ -212,3 +218,17 @@ def test_smoke_run_writes_a_complete_report(tmp_path: Path) -> None:
     not_yet = section(report, "What this slice does not measure yet")
     for number in range(1, 13):
         assert f"Scenario {number}:" not in not_yet
+
+
+def test_collector_pauses_are_read_by_generation_from_a_scrape() -> None:
+    scrape = (
+        "# HELP mcp_gc_pause_seconds pauses\n# TYPE mcp_gc_pause_seconds histogram\n"
+        'mcp_gc_pause_seconds_bucket{generation="0",le="+Inf"} 7.0\n'
+        'mcp_gc_pause_seconds_count{generation="0"} 7.0\n'
+        'mcp_gc_pause_seconds_sum{generation="0"} 0.002\n'
+        'mcp_gc_pause_seconds_bucket{generation="2",le="+Inf"} 1.0\n'
+        'mcp_gc_pause_seconds_count{generation="2"} 1.0\n'
+        'mcp_gc_pause_seconds_sum{generation="2"} 0.5\n'
+        "# HELP mcp_sessions_open open\n# TYPE mcp_sessions_open gauge\nmcp_sessions_open 3.0\n"
+    )
+    assert capacity.gc_pauses(scrape) == {"0": capacity.Pauses(7, 0.002), "2": capacity.Pauses(1, 0.5)}

@@ -2,16 +2,21 @@
 
 One real daphne node with Redis (registry and channel layer) and its metrics
 port; each test reads the counters before and after what it does, so the
-tests may run in any order on the shared node.
+tests may run in any order on the shared node. The garbage collector's pauses
+are timed in this process.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+
+from sessions_app.metrics import watch_garbage_collection
 
 from tests.mcp_http import modern_headers, modern_request, open_session, session_headers
 from tests.nodes import LOOPBACK, Node, free_port
@@ -119,3 +124,16 @@ def test_refusals_are_counted_by_status(node: Node) -> None:
     after = scrape(node)
     name = "mcp_admission_refusals_total"
     assert value(after, name, status="413") - value(before, name, status="413") == 1
+
+
+def test_each_garbage_collection_is_timed_by_its_generation() -> None:
+    watch_garbage_collection()
+    watch_garbage_collection()  # timed once however often asked: the node's startup and a test may both ask
+    count = "mcp_gc_pause_seconds_count"
+    before = REGISTRY.get_sample_value(count, {"generation": "2"}) or 0.0
+    total_before = REGISTRY.get_sample_value("mcp_gc_pause_seconds_sum", {"generation": "2"}) or 0.0
+
+    gc.collect()
+
+    assert REGISTRY.get_sample_value(count, {"generation": "2"}) == before + 1
+    assert (REGISTRY.get_sample_value("mcp_gc_pause_seconds_sum", {"generation": "2"}) or 0.0) > total_before
