@@ -57,6 +57,20 @@ async def test_a_sender_finding_the_inbox_full_waits_for_room() -> None:
     assert [await inbox.receive() for _ in range(2)] == [2, 3]
 
 
+async def test_a_sender_cancelled_while_woken_leaves_the_room_to_the_next() -> None:
+    inbox: SessionInbox[int] = SessionInbox(capacity=1)
+    await inbox.send(1)
+    first = asyncio.create_task(inbox.send(2))
+    second = asyncio.create_task(inbox.send(3))
+    await asyncio.sleep(0)
+
+    assert await inbox.receive() == 1
+    first.cancel()
+
+    await asyncio.wait_for(second, 5)
+    assert await inbox.receive() == 3
+
+
 async def test_after_close_the_reader_gets_what_was_queued_then_the_end() -> None:
     inbox: SessionInbox[int] = SessionInbox()
     await inbox.send(1)

@@ -3,10 +3,10 @@
 Each request carries its protocol version and client capabilities in
 `params._meta`; the SDK's classifier checks them against the `Mcp-Method`,
 `Mcp-Name` and `MCP-Protocol-Version` headers, and the SDK's `ServerRunner`
-runs the handler. The answer is JSON unless the handler emits notifications first (or
-stays silent past the keep-alive interval), in which case the response turns
-into an SSE stream ending with the answer. The client closing the response
-cancels the handler: in this era that is how a client cancels.
+runs the handler. The answer is JSON unless the handler emits notifications
+first (or stays silent past the keep-alive interval), in which case the
+response turns into an SSE stream ending with the answer. The client closing
+the response cancels the handler: in this era that is how a client cancels.
 """
 
 from __future__ import annotations

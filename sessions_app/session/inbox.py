@@ -80,8 +80,10 @@ class SessionInbox(Generic[T]):
                 self._reader = None
         context, item = self._items.pop(0)
         self.last_context = context
-        if self._senders:
-            _wake(self._senders[0])
+        # Every waiting sender looks again, not just the first: one woken and
+        # then cancelled would otherwise leave the others waiting beside room.
+        for room in self._senders:
+            _wake(room)
         return item
 
     async def aclose(self) -> None:

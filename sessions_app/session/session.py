@@ -1,7 +1,7 @@
 """One handshake-era MCP session, alive in this process only.
 
 A session runs the SDK's server loop as a task. Messages from the client go in
-through `deliver` (an in-memory stream); everything the server writes is
+through `deliver` (its inbox, session/inbox.py); everything the server writes is
 handed straight to `_route` (no stream, no task), which puts each message on
 exactly one SSE stream:
 
