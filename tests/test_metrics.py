@@ -17,7 +17,6 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from sessions_app.metrics import watch_garbage_collection
-
 from tests.mcp_http import modern_headers, modern_request, open_session, session_headers
 from tests.nodes import LOOPBACK, Node, free_port
 from tests.redis_server import RedisServer
