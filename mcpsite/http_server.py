@@ -247,7 +247,7 @@ def unsent_bytes(transport: Any) -> int:
 
 def _once(read: Callable[[], T]) -> Callable[[], T]:
     """`read`, asked once: for what Twisted asks again at every request on a connection
-    and cannot change while it lasts (its own address, whether it is TLS)."""
+    and cannot change while it lasts (its two addresses, whether it is TLS)."""
     known: list[T] = []
 
     def cached() -> T:

@@ -43,17 +43,30 @@ class Visited(dict[str, Any]):
         return super().get(key, default)
 
 
-async def serving(**behaviours: asyncio.Event | None) -> tuple[RawBodyServer, dict[str, object]]:
-    """A server (never run) holding one request per name, each application ending once its event is set."""
+class Request:
+    """A request as daphne's pass sees it: it can be told its application failed."""
+
+    def __init__(self) -> None:
+        self.failures: list[BaseException] = []
+
+    def handle_exception(self, exception: BaseException) -> None:
+        self.failures.append(exception)
+
+
+async def serving(**behaviours: asyncio.Event | Exception | None) -> tuple[RawBodyServer, dict[str, Request]]:
+    """A server (never run) holding one request per name, each application ending once its event is set
+    (at once for None; raising it, for an exception)."""
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         ends = scope["ends"]
+        if isinstance(ends, Exception):
+            raise ends
         if ends is not None:
             await ends.wait()
 
     server = RawBodyServer(application=application, endpoints=["tcp:port=0"], application_close_timeout=10)
     server.connections = {}  # made by run()
-    protocols = {name: object() for name in behaviours}
+    protocols = {name: Request() for name in behaviours}
     for name, ends in behaviours.items():
         server.protocol_connected(protocols[name])
         server.create_application(protocols[name], {"type": "http", "ends": ends})
@@ -94,3 +107,14 @@ async def test_an_application_outliving_its_client_is_cancelled_once_the_close_t
 
     server.application_checker()
     assert lingering not in server.connections
+
+
+async def test_an_application_failing_before_its_client_leaves_is_answered_at_the_next_pass() -> None:
+    """Its request is not disconnected, so only the application's ending puts it on the list: daphne's 500."""
+    failure = RuntimeError("the application failed")
+    server, protocols = await serving(failing=failure)
+    await asyncio.sleep(0)
+
+    server.application_checker()
+
+    assert protocols["failing"].failures == [failure]

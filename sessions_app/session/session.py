@@ -50,6 +50,8 @@ REQUEST_CANCELLED = -32800
 STANDALONE_STREAM = 0
 # Channel-layer message type that asks a session's owner to close it.
 CLOSE_MESSAGE = "mcp.session.close"
+# What a request still waiting on a session that closes is answered (404: the session is gone).
+CLOSED_BEFORE_ANSWER = "Session closed before the request was answered"
 # Frames an SSE connection may have queued before it counts as stuck.
 MAX_PENDING_FRAMES = 256
 # Characters kept of the client's name and version (they go into the registry record).
@@ -207,7 +209,7 @@ class McpSession:
                 stream.connection.finish(final_frame)
                 stream.connection = None
             if stream.response is not None and not stream.response.done():
-                stream.response.set_exception(SessionNotFound("Session closed before the request was answered"))
+                stream.response.set_exception(SessionNotFound(CLOSED_BEFORE_ANSWER))
         self.streams.clear()
         self._by_request.clear()
         self.log.clear()
@@ -404,7 +406,7 @@ class McpSession:
         try:
             await self._inbox.send(message)
         except anyio.ClosedResourceError:
-            raise SessionNotFound("Session closed before the request was answered") from None
+            raise SessionNotFound(CLOSED_BEFORE_ANSWER) from None
 
     @property
     def resumable(self) -> bool:
