@@ -1,13 +1,19 @@
-"""mcpsite/http_server.py: what is asked once per connection, and the periodic pass over the requests held."""
+"""mcpsite/http_server.py: what is asked once per connection, the scope each request gets, and the periodic pass
+over the requests held."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from daphne.http_protocol import WebRequest
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.web.http import HTTPChannel
 from twisted.web.test.requesthelper import DummyChannel
 
 from mcpsite.http_server import RawBodyRequest, RawBodyServer
@@ -118,3 +124,98 @@ async def test_an_application_failing_before_its_client_leaves_is_answered_at_th
     server.application_checker()
 
     assert protocols["failing"].failures == [failure]
+
+
+# --- the request's scope, as daphne makes it ----------------------------------------------------------
+
+
+class ScopeRecorder:
+    """What `RawBodyRequest.process` needs of daphne's server, noting each scope and message given to the
+    application."""
+
+    def __init__(self, *, proxy_headers: bool) -> None:
+        self.root_path = ""
+        self.server_name = "daphne"
+        self.request_buffer_size = 16
+        forwarded = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto") if proxy_headers else (None,) * 3
+        (
+            self.proxy_forwarded_address_header,
+            self.proxy_forwarded_port_header,
+            self.proxy_forwarded_proto_header,
+        ) = forwarded
+        self.scopes: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+
+    def protocol_connected(self, request: Any) -> None:
+        pass
+
+    def protocol_disconnected(self, request: Any) -> None:
+        pass
+
+    def log_action(self, *args: Any) -> None:
+        pass
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        self.scopes.append(scope)
+        return SimpleNamespace(put_nowait=self.messages.append)
+
+
+def served(request_class: type, raw: bytes, *, proxy_headers: bool = False) -> tuple[ScopeRecorder, bytes]:
+    """`raw` read by a real Twisted HTTP channel whose requests are `request_class`; what the application
+    was given, and what went back to the client (its Date header blanked)."""
+    server = ScopeRecorder(proxy_headers=proxy_headers)
+    channel = HTTPChannel()
+    channel.requestFactory = request_class
+    channel.factory = SimpleNamespace(server=server, log=lambda request: None)
+    channel.timeOut = None
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50123))
+    channel.makeConnection(transport)
+    channel.dataReceived(raw)
+    return server, re.sub(rb"Date: [^\r]+", b"Date: -", transport.value())
+
+
+REQUESTS = {
+    "an MCP POST": (
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
+        b"Accept: application/json, text/event-stream\r\nMcp-Session-Id: abc\r\nContent-Length: 40\r\n\r\n"
+        b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
+    ),
+    "a quoted path, a query, repeated and underscored headers, a root path": (
+        b"GET /a%20b/%C3%A9?x=1&y=%20 HTTP/1.1\r\nHost: h\r\nX-Thing: 1\r\nx-thing: 2\r\nBad_Name: dropped\r\n"
+        b"Daphne-Root-Path: /root%20path\r\n\r\n"
+    ),
+    "HTTP/1.0 with no headers": b"GET / HTTP/1.0\r\n\r\n",
+    "an upgrade (daphne's own path)": b"GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n",
+    "a forbidden byte in a header value": b"GET / HTTP/1.1\r\nHost: h\r\nX-Bad: a\x0bb\r\n\r\n",
+    "a forbidden byte in an underscored header's value": b"GET / HTTP/1.1\r\nHost: h\r\nX_Bad: a\x85b\r\n\r\n",
+    "a path that is not ASCII": b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
+    "a query that is not ASCII": b"GET /?q=\xff HTTP/1.1\r\nHost: h\r\n\r\n",
+    "a root path that is not ASCII": b"GET / HTTP/1.1\r\nHost: h\r\nDaphne-Root-Path: \xff\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", REQUESTS.values(), ids=REQUESTS.keys())
+@pytest.mark.parametrize("proxy_headers", [False, True], ids=["direct", "behind a proxy"])
+def test_a_request_reaches_the_application_as_daphne_would_hand_it(raw: bytes, proxy_headers: bool) -> None:
+    if proxy_headers:
+        raw = raw.replace(b"\r\n\r\n", b"\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: https\r\n\r\n", 1)
+
+    ours, our_answer = served(RawBodyRequest, raw, proxy_headers=proxy_headers)
+    daphnes, daphnes_answer = served(WebRequest, raw, proxy_headers=proxy_headers)
+
+    assert ours.scopes == daphnes.scopes
+    assert ours.messages == daphnes.messages
+    assert our_answer == daphnes_answer
+
+
+def test_the_scope_comparison_sees_a_difference() -> None:
+    """The cases above compare something: a well-formed request gets a scope and its body in pieces,
+    a malformed one daphne's 400 page and no application."""
+    mcp, _ = served(RawBodyRequest, REQUESTS["an MCP POST"])
+    assert mcp.scopes[0]["headers"][-1] == (b"content-length", b"40")
+    assert b"".join(message["body"] for message in mcp.messages) == REQUESTS["an MCP POST"][-40:]
+    assert [message["more_body"] for message in mcp.messages] == [True, True, False]
+    refused, answer = served(RawBodyRequest, REQUESTS["a forbidden byte in a header value"])
+    assert not refused.scopes
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Invalid header value" in answer
