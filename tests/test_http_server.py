@@ -137,12 +137,9 @@ class ScopeRecorder:
         self.root_path = ""
         self.server_name = "daphne"
         self.request_buffer_size = 16
-        forwarded = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto") if proxy_headers else (None,) * 3
-        (
-            self.proxy_forwarded_address_header,
-            self.proxy_forwarded_port_header,
-            self.proxy_forwarded_proto_header,
-        ) = forwarded
+        self.proxy_forwarded_address_header = "X-Forwarded-For" if proxy_headers else None
+        self.proxy_forwarded_port_header = "X-Forwarded-Port" if proxy_headers else None
+        self.proxy_forwarded_proto_header = "X-Forwarded-Proto" if proxy_headers else None
         self.scopes: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
 
@@ -160,15 +157,16 @@ class ScopeRecorder:
         return SimpleNamespace(put_nowait=self.messages.append)
 
 
-def served(request_class: type, raw: bytes, *, proxy_headers: bool = False) -> tuple[ScopeRecorder, bytes]:
+def served(request_class: Any, raw: bytes, *, proxy_headers: bool = False) -> tuple[ScopeRecorder, bytes]:
     """`raw` read by a real Twisted HTTP channel whose requests are `request_class`; what the application
     was given, and what went back to the client (its Date header blanked)."""
     server = ScopeRecorder(proxy_headers=proxy_headers)
-    channel = HTTPChannel()
+    # Any: Twisted leaves these unannotated.
+    channel: Any = HTTPChannel()  # type: ignore[no-untyped-call]
     channel.requestFactory = request_class
     channel.factory = SimpleNamespace(server=server, log=lambda request: None)
     channel.timeOut = None
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50123))
+    transport: Any = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 50123))  # type: ignore[no-untyped-call]
     channel.makeConnection(transport)
     channel.dataReceived(raw)
     return server, re.sub(rb"Date: [^\r]+", b"Date: -", transport.value())
