@@ -73,8 +73,9 @@ def wait_until_logged(node: Node, logged: Callable[[str], bool], timeout: float 
 
 def wait_for_record(node: Node, matches: Callable[[Record], bool]) -> Record:
     wait_until_logged(node, lambda _: any(matches(record) for record in records(node)))
-    (found,) = [record for record in records(node) if matches(record)]
-    return found
+    found = [record for record in records(node) if matches(record)]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def is_access(path: str) -> Callable[[Record], bool]:
