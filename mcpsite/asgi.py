@@ -6,7 +6,7 @@ Production: `python -m mcpsite.http_server mcpsite.asgi:application` (daphne).
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+from mcpsite.request_threads import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mcpsite.settings")
 # Set up Django (apps, settings) before importing anything that uses models.

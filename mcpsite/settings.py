@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the middleware above runs in the request's thread, not a hop per hook (mcpsite/request_threads.py).
+    "mcpsite.request_threads.MiddlewareInRequestThread",
 ]
 
 ROOT_URLCONF = "mcpsite.urls"

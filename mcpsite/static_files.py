@@ -8,11 +8,13 @@ immutable` on a hashed name (the name changes whenever the content does), a
 gzip body to clients that accept one, ETag and Range. With DEBUG on it finds
 the files in the apps and in node_modules as they are (no collectstatic).
 
-WhiteNoise's Django middleware is synchronous: in our ASGI stack it would make
-every request that passes through it, every GraphQL call included, hop to a
-thread and back. This subclass answers from the event loop instead, with the
-same lookup and headers, and reads files in a thread, a chunk at a time. Under
-a synchronous handler (Django's test client) it is WhiteNoise unchanged.
+WhiteNoise's Django middleware is synchronous: under our ASGI handler it would
+serve a file from the request's thread, and Django would read the whole file
+into memory to send it. This subclass is asynchronous only: it answers from the
+event loop, with the same lookup and headers, and reads files in a thread, a
+chunk at a time. Django hands the middleware below it to the request's thread in
+one step (mcpsite/request_threads.py), and under a synchronous handler (Django's
+test client) adapts it as any asynchronous middleware.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import asyncio
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, BinaryIO
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -36,7 +38,7 @@ CHUNK_BYTES = 256 * 1024
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # whitenoise ships no type information
-    sync_capable = True
+    sync_capable = False
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
@@ -50,17 +52,10 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):  # type: ignore[misc]  # whit
                 "that links one (the admin, the front page) answers 500",
                 self.static_root,
             )
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
+        # Django asks the middleware, not its __call__, whether it is asynchronous.
+        markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.async_mode:
-            return self._serve_async(request)
-        response: HttpResponseBase = super().__call__(request)
-        return response
-
-    async def _serve_async(self, request: HttpRequest) -> HttpResponseBase:
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         path = request.path_info
         static_file = None
         if path.startswith(self.static_prefix):

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse
 from django.test import override_settings
 from django.urls import path
 
 from mcpsite.finish_in_flight import FinishInFlight
+from mcpsite.request_threads import ReusedThreadASGIHandler
 
 
 @dataclass
@@ -94,7 +94,7 @@ async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
     view: ViewControl, loop_errors: list[dict[str, Any]]
 ) -> None:
     connection = Connection()
-    request = connection.start(FinishInFlight(ASGIHandler(), grace=30.0))
+    request = connection.start(FinishInFlight(ReusedThreadASGIHandler(), grace=30.0))
     await view.started.wait()
 
     request.cancel()  # as daphne does when it stops
@@ -117,7 +117,7 @@ async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost"])
 async def test_a_request_that_outlasts_the_grace_is_given_it_and_then_cancelled(view: ViewControl) -> None:
     connection = Connection()
-    request = connection.start(FinishInFlight(ASGIHandler(), grace=1.0))
+    request = connection.start(FinishInFlight(ReusedThreadASGIHandler(), grace=1.0))
     await view.started.wait()
 
     request.cancel()
