@@ -14,6 +14,7 @@ from django.urls import path
 
 from mcpsite.finish_in_flight import FinishInFlight
 from mcpsite.request_threads import ReusedThreadASGIHandler
+from tests.asgi_request import AsgiRequest
 
 
 @dataclass
@@ -42,38 +43,6 @@ async def held_view(request: HttpRequest) -> HttpResponse:
 urlpatterns = [path("held", held_view)]
 
 
-@dataclass
-class Connection:
-    """One HTTP request as the server hands it to the application, and what the application sent back."""
-
-    inbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    async def receive(self) -> dict[str, Any]:
-        return await self.inbox.get()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-    def start(self, app: Any) -> asyncio.Task[None]:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": "/held",
-            "raw_path": b"/held",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"localhost")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        return asyncio.ensure_future(app(scope, self.receive, self.send))
-
-
 @pytest.fixture
 async def loop_errors() -> list[dict[str, Any]]:
     """What the running loop's exception handler is given ("Task exception was never retrieved", say)."""
@@ -93,7 +62,7 @@ def view() -> ViewControl:
 async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
     view: ViewControl, loop_errors: list[dict[str, Any]]
 ) -> None:
-    connection = Connection()
+    connection = AsgiRequest("/held")
     request = connection.start(FinishInFlight(ReusedThreadASGIHandler(), grace=30.0))
     await view.started.wait()
 
@@ -104,8 +73,8 @@ async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
         await request
 
     assert not view.cancelled
-    assert connection.sent[0]["status"] == 200
-    assert connection.sent[-1]["body"] == b"done"
+    assert connection.status == 200
+    assert connection.body == b"done"
     # The connection closes as the server stops; nothing is left listening for it to fail.
     connection.inbox.put_nowait({"type": "http.disconnect"})
     for _ in range(3):
@@ -116,7 +85,7 @@ async def test_a_cancelled_request_is_answered_and_leaves_no_failed_task(
 
 @override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["localhost"])
 async def test_a_request_that_outlasts_the_grace_is_given_it_and_then_cancelled(view: ViewControl) -> None:
-    connection = Connection()
+    connection = AsgiRequest("/held")
     request = connection.start(FinishInFlight(ReusedThreadASGIHandler(), grace=1.0))
     await view.started.wait()
 

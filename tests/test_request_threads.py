@@ -17,6 +17,7 @@ from django.urls import path
 from django.utils.deprecation import MiddlewareMixin
 
 from mcpsite.request_threads import RequestThread, RequestThreads, ReusedThreadASGIHandler
+from tests.asgi_request import AsgiRequest
 
 
 def thread_view(request: HttpRequest) -> HttpResponse:
@@ -71,52 +72,22 @@ def urlconf() -> Iterator[None]:
     holds.clear()
 
 
-@dataclass
-class Request:
-    """One GET as the server hands it to the application, and what came back."""
-
-    path: str
-    inbox: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def start(self, app: ReusedThreadASGIHandler) -> asyncio.Task[None]:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": self.path,
-            "raw_path": self.path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"localhost")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-        return asyncio.ensure_future(app(scope, self.inbox.get, self.send))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-    @property
-    def answered_by(self) -> int:
-        """The thread the view ran on, from the answer."""
-        assert self.sent[0]["status"] == 200, self.sent
-        return int(b"".join(message.get("body", b"") for message in self.sent[1:]))
+def answered_by(request: AsgiRequest) -> int:
+    """The thread the view ran on, from the answer."""
+    assert request.status == 200, request.sent
+    return int(request.body)
 
 
-async def served(app: ReusedThreadASGIHandler, path: str) -> Request:
-    request = Request(path)
+async def served(app: ReusedThreadASGIHandler, path: str) -> AsgiRequest:
+    request = AsgiRequest(path)
     await request.start(app)
     return request
 
 
-async def held(app: ReusedThreadASGIHandler, name: str) -> tuple[Request, asyncio.Task[None], Hold]:
+async def held(app: ReusedThreadASGIHandler, name: str) -> tuple[AsgiRequest, asyncio.Task[None], Hold]:
     """A request whose view has started and is holding its thread."""
     hold = holds[name] = Hold()
-    request = Request(f"/held/{name}")
+    request = AsgiRequest(f"/held/{name}")
     task = request.start(app)
     assert await asyncio.to_thread(hold.started.wait, 10.0)
     return request, task, hold
@@ -135,8 +106,8 @@ async def thread_ended(thread: threading.Thread | None) -> bool:
 async def test_one_request_after_another_runs_on_the_same_kept_thread() -> None:
     app = ReusedThreadASGIHandler(RequestThreads(keep=4))
 
-    first = (await served(app, "/thread")).answered_by
-    second = (await served(app, "/thread")).answered_by
+    first = answered_by(await served(app, "/thread"))
+    second = answered_by(await served(app, "/thread"))
 
     assert first == second
     assert first != threading.get_ident()  # never the loop's own thread
@@ -145,7 +116,7 @@ async def test_one_request_after_another_runs_on_the_same_kept_thread() -> None:
 
 async def test_requests_running_at_once_never_share_a_thread() -> None:
     app = ReusedThreadASGIHandler(RequestThreads(keep=4))
-    kept = (await served(app, "/thread")).answered_by
+    kept = answered_by(await served(app, "/thread"))
 
     slow, slow_task, hold = await held(app, "slow")
     # Answered while the slow request still holds its thread: not queued behind it.
@@ -153,10 +124,10 @@ async def test_requests_running_at_once_never_share_a_thread() -> None:
 
     assert hold.thread is not None
     assert hold.thread.ident == kept  # the slow request took the kept thread
-    assert quick.answered_by != kept
+    assert answered_by(quick) != kept
     hold.release.set()
     await slow_task
-    assert slow.answered_by == kept
+    assert answered_by(slow) == kept
     assert len(app.threads) == 2
 
 
@@ -173,7 +144,7 @@ async def test_a_thread_still_busy_when_its_request_ends_is_not_handed_to_the_ne
 
     next_request = await asyncio.wait_for(served(app, "/thread"), 10.0)
     assert hold.thread is not None
-    assert next_request.answered_by != hold.thread.ident
+    assert answered_by(next_request) != hold.thread.ident
     hold.release.set()
     assert await thread_ended(hold.thread)  # it exits once its work is done
     assert len(app.threads) == 1
@@ -225,10 +196,8 @@ async def test_middleware_and_an_async_view_s_own_work_share_the_request_s_threa
         app = ReusedThreadASGIHandler(RequestThreads(keep=4))
     request = await served(app, "/async")
 
-    middleware_thread, view_work_thread = (
-        int(ident) for ident in b"".join(m.get("body", b"") for m in request.sent[1:]).split()
-    )
-    assert request.sent[0]["status"] == 200
+    middleware_thread, view_work_thread = (int(ident) for ident in request.body.split())
+    assert request.status == 200
     assert middleware_thread == view_work_thread != threading.get_ident()
 
 
@@ -240,7 +209,7 @@ async def test_the_middleware_crosses_to_the_request_s_thread_once_not_per_hook(
         with override_settings(MIDDLEWARE=[*middleware[:-1], RECORDER, middleware[-1]]):
             app = ReusedThreadASGIHandler(RequestThreads(keep=4))
         calls = hand_overs(monkeypatch)
-        assert (await served(app, "/async")).sent[0]["status"] == 200
+        assert (await served(app, "/async")).status == 200
         counts[label] = len(calls)
         monkeypatch.undo()
     # At most: request_started's receivers, the middleware, CSRF's process_view, the view's
